@@ -1,0 +1,60 @@
+"""The FastAPI application: wiring only, no domain logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from keys.errors import ServiceError
+
+from . import problems
+from .routes import trust
+from .services import Services
+from .settings import Settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. ``services`` may be given by tests; otherwise opened at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or Services.start(settings or Settings())
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Citizen e-ID and e-signature service",
+        version="0.1.0",
+        summary="OpenID Connect provider, PAdES signing, verification, CA, OCSP, CRL and TSA.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(trust.router)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database and key store are usable")
+    def readyz(request: Request) -> JSONResponse:
+        current: Services = request.app.state.services
+        try:
+            from sqlalchemy import text
+
+            with current.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current.keystore.key_info(current.pki.ocsp_responder.key_id)
+        except ServiceError as exc:
+            return problems.problem(503, "Not ready", str(exc) if exc.public else None)
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as 503
+            return problems.problem(503, "Not ready", type(exc).__name__)
+        return JSONResponse({"status": "ready"})
+
+    return app

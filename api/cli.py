@@ -1,0 +1,311 @@
+"""The ``eid`` command line for operators.
+
+Every command that prints data for scripts takes ``--json``. Errors print one line on
+stderr and exit with status 1 (2 for usage errors); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from asn1crypto import pem, x509
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from keys import audit
+from keys.ca import RevocationReason, find
+from keys.errors import ServiceError
+from keys.models import CertificateRecord, as_utc
+from keys.pki import load
+from keys.revocation import release_hold, revoke_certificate
+
+from . import db
+from .services import init_service, open_keystore, pki_config
+from .settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one readable line."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ServiceError as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            _fail(f"invalid configuration: {problems}")
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Settings, Session, Any]]:
+    settings = _settings()
+    engine = db.make_engine(settings.resolved_database_url)
+    db.upgrade(engine)
+    keystore = open_keystore(settings)
+    try:
+        with Session(engine) as session:
+            yield settings, session, keystore
+    finally:
+        keystore.close()
+        engine.dispose()
+
+
+def _emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        click.echo(text(data))
+
+
+@click.group()
+@click.version_option("0.1.0", prog_name="eid")
+def main() -> None:
+    """Operate the citizen e-ID and e-signature service."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def init(as_json: bool) -> None:
+    """Create the data directory, database, keys and PKI (only what is missing)."""
+    settings = _settings()
+    pki = init_service(settings)
+    data = {
+        "data_dir": str(settings.data_dir),
+        "database": settings.resolved_database_url.split("@")[-1],
+        "root_ca": pki.root.certificate.subject.human_friendly,
+        "root_serial": format(pki.root.certificate.serial_number, "x"),
+        "citizen_ca_serial": format(pki.citizen_ca.certificate.serial_number, "x"),
+        "public_url": settings.public_url,
+    }
+    _emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@friendly_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API and pages."""
+    import uvicorn
+
+    from .services import Services
+
+    # Fail here, readably, rather than inside a worker's start-up.
+    Services.start(_settings()).close()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+@main.group()
+def db_() -> None:
+    """Database schema."""
+
+
+main.add_command(db_, name="db")
+
+
+@db_.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Apply all pending migrations."""
+    settings = _settings()
+    engine = db.make_engine(settings.resolved_database_url)
+    try:
+        db.upgrade(engine)
+        click.echo(f"database at revision {db.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def cert() -> None:
+    """Certificates issued by the service's CAs."""
+
+
+def _summary(record: CertificateRecord) -> dict[str, Any]:
+    return {
+        "serial": record.serial,
+        "issuer": record.issuer,
+        "profile": record.profile,
+        "subject": record.subject,
+        "state": record.state,
+        "not_before": as_utc(record.not_before).isoformat(),
+        "not_after": as_utc(record.not_after).isoformat(),
+        "revoked_at": as_utc(record.revoked_at).isoformat() if record.revoked_at else None,
+        "revocation_reason": record.revocation_reason,
+    }
+
+
+@cert.command("list")
+@click.option("--profile", help="Only this profile (e.g. citizen-auth).")
+@click.option("--state", type=click.Choice(["reserved", "issued", "revoked"]), help="Only this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def cert_list(profile: str | None, state: str | None, as_json: bool) -> None:
+    """List certificates, newest first."""
+    with _session() as (_settings_, session, _keystore):
+        query = select(CertificateRecord).order_by(col(CertificateRecord.id).desc())
+        if profile:
+            query = query.where(CertificateRecord.profile == profile)
+        if state:
+            query = query.where(CertificateRecord.state == state)
+        rows = [_summary(r) for r in session.exec(query)]
+
+    def text(items: list[dict[str, Any]]) -> str:
+        lines = [f"{'SERIAL':34} {'PROFILE':15} {'STATE':8} {'NOT AFTER':10} SUBJECT"]
+        lines += [
+            f"{r['serial']:34} {r['profile']:15} {r['state']:8} {r['not_after'][:10]:10} {r['subject']}"
+            for r in items
+        ]
+        return "\n".join(lines)
+
+    _emit(rows, as_json, text)
+
+
+@cert.command("show")
+@click.argument("serial")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--pem", "as_pem", is_flag=True, help="Print the certificate in PEM.")
+@friendly_errors
+def cert_show(serial: str, as_json: bool, as_pem: bool) -> None:
+    """Show one certificate by serial (hex)."""
+    with _session() as (_settings_, session, _keystore):
+        record = find(session, serial)
+    if as_pem:
+        if record.der is None:
+            _fail(f"certificate {record.serial} was reserved but never issued")
+        assert record.der is not None
+        click.echo(pem.armor("CERTIFICATE", record.der).decode("ascii"), nl=False)
+        return
+    data = _summary(record)
+    if record.der is not None:
+        parsed = x509.Certificate.load(record.der)
+        data["key_usage"] = sorted(parsed.key_usage_value.native) if parsed.key_usage_value else []
+        data["extended_key_usage"] = (
+            parsed.extended_key_usage_value.native if parsed.extended_key_usage_value else []
+        )
+    _emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+_REASONS = [reason.value.replace("_", "-") for reason in RevocationReason]
+
+
+@cert.command("revoke")
+@click.argument("serial")
+@click.option("--reason", type=click.Choice(_REASONS), default="unspecified", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def cert_revoke(serial: str, reason: str, as_json: bool) -> None:
+    """Revoke a certificate; OCSP and the CRL show it at once."""
+    with _session() as (settings, session, keystore):
+        pki = load(session, keystore, pki_config(settings))
+        record = revoke_certificate(
+            session,
+            keystore,
+            pki,
+            serial,
+            reason=RevocationReason(reason.replace("-", "_")),
+            actor="eid cli",
+            crl_validity=timedelta(hours=settings.crl.validity_hours),
+        )
+        data = _summary(record)
+    _emit(data, as_json, lambda d: f"revoked {d['serial']} ({d['revocation_reason']})")
+
+
+@cert.command("release")
+@click.argument("serial")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def cert_release(serial: str, as_json: bool) -> None:
+    """Lift a certificate hold (suspension)."""
+    with _session() as (settings, session, keystore):
+        pki = load(session, keystore, pki_config(settings))
+        record = release_hold(
+            session,
+            keystore,
+            pki,
+            serial,
+            actor="eid cli",
+            crl_validity=timedelta(hours=settings.crl.validity_hours),
+        )
+        data = _summary(record)
+    _emit(data, as_json, lambda d: f"released {d['serial']}")
+
+
+@main.group("audit")
+def audit_() -> None:
+    """The append-only audit log."""
+
+
+@audit_.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def audit_verify(as_json: bool) -> None:
+    """Recompute the hash chain; exit 1 if any entry was altered or removed."""
+    with _session() as (_settings_, session, _keystore):
+        report = audit.verify_chain(session)
+    data = {
+        "entries": report.entries,
+        "intact": report.intact,
+        "broken_at": report.broken_at,
+        "reason": report.reason,
+    }
+    _emit(
+        data,
+        as_json,
+        lambda d: (
+            f"{d['entries']} entries, "
+            + ("chain intact" if d["intact"] else f"BROKEN at entry {d['broken_at']}: {d['reason']}")
+        ),
+    )
+    if not report.intact:
+        sys.exit(1)
+
+
+@main.group("config")
+def config_() -> None:
+    """Configuration."""
+
+
+@config_.command("docs")
+def config_docs() -> None:
+    """Print the configuration reference (Markdown) generated from the settings."""
+    from .config_docs import render
+
+    click.echo(render(), nl=False)

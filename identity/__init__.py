@@ -1,0 +1,1 @@
+"""identity: (built in later issues)."""

@@ -1,0 +1,154 @@
+"""Certificate revocation lists, one per issuing CA.
+
+Every CRL ever published is kept with a number unique per issuer, so numbers only go
+up, even when two instances race to publish (the loser reloads the winner's CRL).
+A new CRL is published on every revocation and whenever the current one is past half
+its validity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from asn1crypto import crl, x509
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from ._x509 import key_identifier, sign_structure, signature_algorithm, x509_time
+from .ca import CertState, Issuer
+from .keystore import KeyStore
+from .models import CertificateRecord, CrlRecord, as_utc, utcnow
+
+DEFAULT_VALIDITY = timedelta(hours=24)
+
+
+def _latest(session: Session, issuer: str) -> CrlRecord | None:
+    return session.exec(
+        select(CrlRecord).where(CrlRecord.issuer == issuer).order_by(col(CrlRecord.number).desc()).limit(1)
+    ).first()
+
+
+def build(
+    session: Session,
+    keystore: KeyStore,
+    issuer: Issuer,
+    *,
+    number: int,
+    now: datetime,
+    validity: timedelta,
+) -> bytes:
+    """Sign a full CRL listing every revoked certificate of ``issuer``."""
+    revoked = session.exec(
+        select(CertificateRecord)
+        .where(CertificateRecord.issuer == issuer.name)
+        .where(CertificateRecord.state == CertState.REVOKED.value)
+        .order_by(col(CertificateRecord.revoked_at))
+    ).all()
+    entries = []
+    for record in revoked:
+        assert record.revoked_at is not None
+        entries.append(
+            {
+                "user_certificate": int(record.serial, 16),
+                "revocation_date": x509_time(as_utc(record.revoked_at).replace(microsecond=0)),
+                "crl_entry_extensions": [
+                    {
+                        "extn_id": "crl_reason",
+                        "critical": False,
+                        "extn_value": record.revocation_reason or "unspecified",
+                    }
+                ],
+            }
+        )
+    this_update = now.replace(microsecond=0)
+    tbs = crl.TbsCertList(
+        {
+            "version": "v2",
+            "signature": {"algorithm": signature_algorithm(issuer.algorithm)[0]},
+            "issuer": issuer.subject,
+            "this_update": x509_time(this_update),
+            "next_update": x509_time(this_update + validity),
+            "revoked_certificates": entries or None,
+            "crl_extensions": [
+                {
+                    "extn_id": "authority_key_identifier",
+                    "critical": False,
+                    "extn_value": {"key_identifier": key_identifier(issuer.public_key_der)},
+                },
+                {"extn_id": "crl_number", "critical": False, "extn_value": number},
+            ],
+        }
+    )
+
+    algorithm, signature = sign_structure(keystore, issuer.key_id, issuer.algorithm, tbs)
+    return crl.CertificateList(
+        {
+            "tbs_cert_list": tbs,
+            "signature_algorithm": algorithm,
+            "signature": signature,
+        }
+    ).dump()
+
+
+def publish(
+    session: Session,
+    keystore: KeyStore,
+    issuer: Issuer,
+    *,
+    now: datetime | None = None,
+    validity: timedelta = DEFAULT_VALIDITY,
+) -> CrlRecord:
+    """Sign and store the next CRL of ``issuer``. Commits; retries if another instance won."""
+    when = now or utcnow()
+    for _ in range(5):
+        highest = session.exec(
+            select(func.max(CrlRecord.number)).where(CrlRecord.issuer == issuer.name)
+        ).one()
+        number = (highest or 0) + 1
+        der = build(session, keystore, issuer, number=number, now=when, validity=validity)
+        record = CrlRecord(
+            issuer=issuer.name,
+            number=number,
+            this_update=when,
+            next_update=when + validity,
+            der=der,
+        )
+        session.add(record)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        session.refresh(record)
+        return record
+    latest = _latest(session, issuer.name)
+    assert latest is not None
+    return latest
+
+
+def current(
+    session: Session,
+    keystore: KeyStore,
+    issuer: Issuer,
+    *,
+    now: datetime | None = None,
+    validity: timedelta = DEFAULT_VALIDITY,
+) -> CrlRecord:
+    """The CRL to serve: the latest one, or a new one when it is past half its validity."""
+    when = now or utcnow()
+    latest = _latest(session, issuer.name)
+    if latest is not None:
+        this_update, next_update = as_utc(latest.this_update), as_utc(latest.next_update)
+        if when < this_update + (next_update - this_update) / 2:
+            return latest
+    return publish(session, keystore, issuer, now=when, validity=validity)
+
+
+def revoked_serials(der: bytes) -> list[int]:
+    """Serials listed in a DER CRL (used by tests and the CLI)."""
+    parsed = crl.CertificateList.load(der)
+    return [entry["user_certificate"].native for entry in parsed["tbs_cert_list"]["revoked_certificates"]]
+
+
+def issuer_name(der: bytes) -> x509.Name:
+    return crl.CertificateList.load(der)["tbs_cert_list"]["issuer"]

@@ -1,0 +1,1 @@
+"""signing: (built in later issues)."""

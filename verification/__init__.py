@@ -1,0 +1,1 @@
+"""verification: (built in later issues)."""

@@ -1,0 +1,1 @@
+"""wallet: (built in later issues)."""
