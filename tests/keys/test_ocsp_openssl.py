@@ -195,3 +195,48 @@ def test_unknown_serial_is_unknown(server: RunningServer, pem_files: dict[str, P
         timeout=30,
     )
     assert "0x1234567890: unknown" in out.stdout
+
+
+def test_cached_answer_changes_at_once_on_revocation(
+    server: RunningServer, pem_files: dict[str, Path], tmp_path: Path
+) -> None:
+    citizen = issue_citizen(server.env)
+    cert = _write(tmp_path, citizen, "c.pem")
+    request = tmp_path / "req.der"
+    subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            str(pem_files["citizen-ca"]),
+            "-cert",
+            str(cert),
+            "-no_nonce",
+            "-reqout",
+            str(request),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    headers = {"content-type": "application/ocsp-request"}
+
+    def status() -> str:
+        response = httpx.post(server.url + "/ocsp", content=request.read_bytes(), headers=headers)
+        single = ocsp.OCSPResponse.load(response.content).basic_ocsp_response["tbs_response_data"][
+            "responses"
+        ][0]
+        return str(single["cert_status"].name)
+
+    assert status() == "good"
+    assert status() == "good"  # now served from the cache
+    server.env.run_eid("cert", "revoke", citizen.record.serial)
+    assert status() == "revoked"
+
+
+def test_responses_are_signed_by_the_delegated_responder(
+    server: RunningServer, pem_files: dict[str, Path], tmp_path: Path
+) -> None:
+    cert = _write(tmp_path, issue_citizen(server.env), "c.pem")
+    out = _openssl_ocsp(server, pem_files, cert, "-resp_text")
+    assert "OCSP Signing" in out
+    assert "OCSP No Check" in out
