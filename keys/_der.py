@@ -48,7 +48,7 @@ def bit_string(value: bytes) -> bytes:
 
 
 def oid(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).dump()
+    return bytes(core.ObjectIdentifier(dotted).dump())
 
 
 def explicit(number: int, content: bytes) -> bytes:

@@ -81,13 +81,10 @@ def build(
     )
 
     algorithm, signature = sign_structure(keystore, issuer.key_id, issuer.algorithm, tbs)
-    return crl.CertificateList(
-        {
-            "tbs_cert_list": tbs,
-            "signature_algorithm": algorithm,
-            "signature": signature,
-        }
-    ).dump()
+    signed = crl.CertificateList(
+        {"tbs_cert_list": tbs, "signature_algorithm": algorithm, "signature": signature}
+    )
+    return bytes(signed.dump())
 
 
 def publish(

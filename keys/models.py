@@ -73,4 +73,4 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(max_length=256)
     details: str = Field(default="{}", description="Canonical JSON")
     prev_hash: str = Field(max_length=64, unique=True)
-    hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(default="", max_length=64, unique=True)

@@ -119,7 +119,7 @@ class TimeStampAuthority:
             nonce = request["nonce"] if request["nonce"].native is not None else None
             cert_req = bool(request["cert_req"].native)
             extensions = request["extensions"].native
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        except Exception:  # noqa: BLE001 - asn1crypto raises many types (AttributeError too) on hostile input
             return rejection("bad_data_format", "the request is not a DER TimeStampReq")
         if version != "v1":
             return rejection("bad_request", "only version 1 requests are supported")
