@@ -13,7 +13,6 @@ from keys.keystore import FileKeyStore, KeyStore
 from keys.models import CertificateRecord
 from keys.ocsp import OcspResponder, StatusRow
 from keys.pki import Pki, PkiConfig, initialise, load
-from keys.profiles import POLICY_TSA
 from keys.tsa import TimeStampAuthority
 
 from . import db
@@ -38,6 +37,8 @@ def pki_config(settings: Settings) -> PkiConfig:
         public_url=settings.public_url,
         organisation=settings.pki.organisation,
         country=settings.pki.country,
+        oid_arc=settings.pki.oid_arc,
+        certificate_base_url=settings.pki.certificate_base_url,
     )
 
 
@@ -80,7 +81,7 @@ class Services:
         self.tsa = TimeStampAuthority(
             identity=self.pki.tsa,
             keystore=self.keystore,
-            policy=POLICY_TSA,
+            policy=self.pki.config.policies.tsa,
             accuracy_ms=self.settings.tsa.accuracy_ms,
         )
 

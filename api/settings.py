@@ -54,6 +54,19 @@ class PkiSettings(_Section):
     country: str = Field(
         "EE", min_length=2, max_length=2, description="Country code of the service's certificates."
     )
+    oid_arc: str | None = Field(
+        None,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]{0,8}))+$",
+        description="Your organisation's registered OID arc (e.g. 1.3.6.1.4.1.N). When set, "
+        "certificates and time stamps also carry your own policy identifiers under it; "
+        "without it they carry the standard ETSI ones only.",
+    )
+    certificate_base_url: str | None = Field(
+        None,
+        description="Base URL written into certificates (CRL distribution points, AIA). Default: "
+        "EID_PUBLIC_URL. ETSI EN 319 412-2 wants http:// CRL URLs: set this to a plain-HTTP name "
+        "of the service when EID_PUBLIC_URL is https.",
+    )
 
 
 class OcspSettings(_Section):

@@ -101,6 +101,7 @@ def issue_citizen_certificate(
             subject_key_der=public_key_der,
             issuer_key_der=issuer.public_key_der,
             urls=pki.config.urls_of(issuer.name),
+            policies=pki.config.policies,
             ec_key=isinstance(key, ec.EllipticCurvePublicKey),
         ),
         owner=owner,

@@ -26,7 +26,7 @@ from .ca import CertState, Issuer, IssueRequest, Signer, issue
 from .errors import PkiNotInitialised
 from .keystore import KeyAlgorithm, KeyStore
 from .models import CertificateRecord, as_utc, utcnow
-from .profiles import AuthorityUrls, Profile, extensions_for, service_name
+from .profiles import AuthorityUrls, PolicyOids, Profile, extensions_for, service_name
 
 ROOT = "root-ca"
 CITIZEN_CA = "citizen-ca"
@@ -47,9 +47,19 @@ class PkiConfig:
     """Organisation name in the service's certificates."""
     country: str = "EE"
     """Country code in the service's certificates."""
+    oid_arc: str | None = None
+    """The operator's registered OID arc for its own policy identifiers, if any."""
+    certificate_base_url: str | None = None
+    """Base of the URLs written into certificates (AIA, CRL DP); ``public_url`` if None.
+    ETSI EN 319 412-2 wants http (not https) CRL distribution points."""
+
+    @property
+    def policies(self) -> PolicyOids:
+        return PolicyOids(arc=self.oid_arc)
 
     def url(self, path: str) -> str:
-        return f"{self.public_url.rstrip('/')}/{path.lstrip('/')}"
+        base = self.certificate_base_url or self.public_url
+        return f"{base.rstrip('/')}/{path.lstrip('/')}"
 
     def urls_of(self, issuer_name: str) -> AuthorityUrls:
         """Where certificates issued by ``issuer_name`` point relying parties."""
@@ -190,6 +200,7 @@ def _ensure(
             subject_key_der=public_key_der,
             issuer_key_der=issuer_key_der,
             urls=None if self_signed else config.urls_of(spec.issuer),
+            policies=config.policies,
         ),
         key_id=key_id,
     )

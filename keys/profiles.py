@@ -15,16 +15,50 @@ from asn1crypto import core, x509
 
 from ._x509 import build_name, extension, key_identifier
 
-# Our own OID arc: a UUID-derived OID (ITU-T X.667), which needs no registration.
-OID_ARC = "2.25.70085922294307650358336370331550323457"
-POLICY_CITIZEN_AUTH = f"{OID_ARC}.1.1"
-POLICY_CITIZEN_SIGN = f"{OID_ARC}.1.2"
-POLICY_TSA = f"{OID_ARC}.2.1"
-POLICY_QR_SEAL = f"{OID_ARC}.3.1"
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyOids:
+    """Which policy identifiers our certificates and time stamps carry.
+
+    The standard ETSI identifiers are always there. An operator with its own registered
+    arc (e.g. an IANA enterprise number, 1.3.6.1.4.1.N) adds its policies under it. We
+    ship no arc of our own: unregistered arcs are squatting, and a UUID arc (2.25.<128
+    bits>) trips parsers that cap arcs at 32 or 64 bits (Go before 1.22, Botan, pkilint).
+    """
+
+    arc: str | None = None
+    """The operator's registered OID arc, or None for standard identifiers only."""
+
+    def _own(self, suffix: str) -> tuple[str, ...]:
+        return (f"{self.arc}.{suffix}",) if self.arc else ()
+
+    @property
+    def citizen_ca(self) -> tuple[str, ...]:
+        return (*self._own("1.1"), *self._own("1.2"), ETSI_NCP_PLUS, ETSI_QCP_N)
+
+    @property
+    def citizen_auth(self) -> tuple[str, ...]:
+        return (*self._own("1.1"), ETSI_NCP_PLUS)
+
+    @property
+    def citizen_sign(self) -> tuple[str, ...]:
+        return (*self._own("1.2"), ETSI_QCP_N)
+
+    @property
+    def tsa(self) -> str:
+        """The time-stamp policy: ours if we have an arc, else ETSI's best-practices policy."""
+        return self._own("2.1")[0] if self.arc else ETSI_BTSP
+
+    @property
+    def qr_seal(self) -> tuple[str, ...]:
+        return self._own("3.1")
+
 
 # ETSI EN 319 411-1/-2 policy identifiers.
 ETSI_NCP_PLUS = "0.4.0.2042.1.2"
 ETSI_QCP_N = "0.4.0.194112.1.0"
+# ETSI EN 319 421 best practices time-stamp policy.
+ETSI_BTSP = "0.4.0.2023.1.1"
 
 # ETSI EN 319 412-5 and -1 statement identifiers.
 QCS_COMPLIANCE = "0.4.0.1862.1.1"
@@ -201,6 +235,7 @@ def extensions_for(
     subject_key_der: bytes,
     issuer_key_der: bytes | None,
     urls: AuthorityUrls | None,
+    policies: PolicyOids,
     ec_key: bool = True,
 ) -> list[x509.Extension]:
     """The extensions of one profile, in a stable order."""
@@ -213,7 +248,7 @@ def extensions_for(
             _basic_constraints(ca=True, path_length=0),
             _key_usage("key_cert_sign", "crl_sign"),
             *ids,
-            _policies(POLICY_CITIZEN_AUTH, POLICY_CITIZEN_SIGN),
+            _policies(*policies.citizen_ca),
             *_distribution(urls),
         ]
     if profile is Profile.OCSP_RESPONDER:
@@ -243,14 +278,14 @@ def extensions_for(
             _key_usage("digital_signature"),
             _eku("time_stamping", critical=True),
             *ids,
-            _policies(POLICY_TSA),
+            _policies(policies.tsa),
             *_distribution(urls),
         ]
     if profile is Profile.QR_SEAL:
         return [
             _key_usage("digital_signature"),
             *ids,
-            _policies(POLICY_QR_SEAL),
+            *([_policies(*policies.qr_seal)] if policies.qr_seal else []),
             *_distribution(urls),
         ]
     if profile is Profile.CITIZEN_AUTH:
@@ -259,7 +294,7 @@ def extensions_for(
             _key_usage(*bits),
             _eku("client_auth"),
             *ids,
-            _policies(POLICY_CITIZEN_AUTH, ETSI_NCP_PLUS),
+            _policies(*policies.citizen_auth),
             *_distribution(urls),
             _qc_statements(qualified=False),
         ]
@@ -267,7 +302,7 @@ def extensions_for(
         return [
             _key_usage("non_repudiation"),
             *ids,
-            _policies(POLICY_CITIZEN_SIGN, ETSI_QCP_N),
+            _policies(*policies.citizen_sign),
             *_distribution(urls),
             _qc_statements(qualified=True),
         ]

@@ -14,7 +14,6 @@ from asn1crypto import ocsp, tsp
 
 from keys.models import utcnow
 from keys.ocsp import OcspResponder
-from keys.profiles import POLICY_TSA
 from keys.tsa import TimeStampAuthority
 from tests.conftest import ServiceEnv
 
@@ -44,7 +43,7 @@ def responders(service_env: ServiceEnv) -> Iterator[tuple[OcspResponder, TimeSta
     responder = OcspResponder(
         issuer=pki.citizen_ca, signer=pki.ocsp_responder, keystore=keystore, lookup=lambda serial: None
     )
-    authority = TimeStampAuthority(identity=pki.tsa, keystore=keystore, policy=POLICY_TSA)
+    authority = TimeStampAuthority(identity=pki.tsa, keystore=keystore, policy=pki.config.policies.tsa)
     import hashlib
 
     cert_id = ocsp.CertId(

@@ -72,7 +72,7 @@ def test_nonce_policy_accuracy_and_unique_serials(server: RunningServer, tmp_pat
     assert all(info["nonce"].native == request["nonce"].native for info in infos)
     assert len({info["serial_number"].native for info in infos}) == 3
     assert infos[0]["accuracy"]["seconds"].native == 1
-    assert infos[0]["policy"].dotted.startswith("2.25.")
+    assert infos[0]["policy"].dotted == "0.4.0.2023.1.1"  # ETSI best-practices policy
 
 
 def test_without_cert_req_no_certificate_is_included(server: RunningServer, tmp_path: Path) -> None:
