@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from keys.errors import ServiceError
 
 from . import problems
-from .routes import trust
+from .routes import app as app_routes
+from .routes import auth, enrolment, me, trust
 from .services import Services
 from .settings import Settings
 
@@ -37,6 +38,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     problems.install(app)
     app.include_router(trust.router)
+    app.include_router(enrolment.router)
+    app.include_router(app_routes.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import create_engine
 
 # Import every package's tables so SQLModel.metadata knows them all.
+import identity.models  # noqa: F401
 import keys.models  # noqa: F401
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from identity.certificates import CertificateChecker
+from identity.errors import WebEidRejected
+from identity.ocsp_client import build_ocsp_request, ocsp_status
 from keys.errors import KeyStoreUnavailable
 from keys.keystore import FileKeyStore, KeyStore
-from keys.models import CertificateRecord
+from keys.models import CertificateRecord, utcnow
 from keys.ocsp import OcspResponder, StatusRow
 from keys.pki import Pki, PkiConfig, initialise, load
 from keys.tsa import TimeStampAuthority
@@ -59,6 +63,46 @@ def init_service(settings: Settings) -> Pki:
         engine.dispose()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustAnchors:
+    """Certificates Web eID card logins may chain to."""
+
+    anchors: tuple[bytes, ...]
+    """Trusted roots (DER): ours, plus the operator's extra anchors."""
+    intermediates: tuple[bytes, ...]
+    """Intermediate CAs (DER) that help build chains."""
+    ours: frozenset[bytes]
+    """CA certificates of our own PKI, whose status we ask our own OCSP responder."""
+
+
+def load_trust(settings: Settings, pki: Pki) -> TrustAnchors:
+    from cryptography import x509
+
+    anchors = [pki.root.certificate.dump()]
+    intermediates = [pki.citizen_ca.certificate.dump()]
+    folder = settings.web_eid.extra_trust_anchors
+    if folder is not None:
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() not in (".pem", ".crt", ".cer", ".der"):
+                continue
+            data = path.read_bytes()
+            certs = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+            for cert in certs:
+                from cryptography.hazmat.primitives import serialization
+
+                der = cert.public_bytes(serialization.Encoding.DER)
+                (anchors if cert.issuer == cert.subject else intermediates).append(der)
+    return TrustAnchors(
+        anchors=tuple(anchors),
+        intermediates=tuple(intermediates),
+        ours=frozenset({pki.citizen_ca.certificate.dump()}),
+    )
+
+
 @dataclass(kw_only=True)
 class Services:
     """Everything the routes use. One per process; holds no state others need."""
@@ -69,6 +113,8 @@ class Services:
     pki: Pki
     ocsp: OcspResponder = field(init=False)
     tsa: TimeStampAuthority = field(init=False)
+    certificate_checker: CertificateChecker = field(init=False)
+    trust: TrustAnchors = field(init=False)
 
     def __post_init__(self) -> None:
         self.ocsp = OcspResponder(
@@ -84,6 +130,39 @@ class Services:
             policy=self.pki.config.policies.tsa,
             accuracy_ms=self.settings.tsa.accuracy_ms,
         )
+        self.certificate_checker = CertificateChecker(
+            citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
+        )
+        self.trust = load_trust(self.settings, self.pki)
+
+    def ask_ocsp(self, request_der: bytes, now: datetime) -> bytes:
+        """Our OCSP responder, asked in process (same bytes as over HTTP)."""
+        return self.ocsp.respond(request_der, now=now).der
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` of the public URL, as browsers send it."""
+        parts = urlsplit(self.settings.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def revocation_check(self, certificate: bytes, issuer: bytes) -> None:
+        """Web eID: our certificates via our OCSP responder; foreign ones per settings."""
+        if issuer in self.trust.ours:
+            now = utcnow()
+            status = ocsp_status(
+                self.ask_ocsp(build_ocsp_request(certificate, issuer), now),
+                certificate,
+                issuer,
+                [issuer],
+                now,
+            )
+            if status != "good":
+                raise WebEidRejected(f"the certificate is {status} according to our OCSP responder")
+        elif self.settings.web_eid.check_foreign_revocation:
+            raise WebEidRejected(
+                "the card's certificate status cannot be checked: its issuer is not ours and the service "
+                "fetches no URLs named by a card"
+            )
 
     def _certificate_status(self, serial: str) -> StatusRow | None:
         table = CertificateRecord.__table__  # type: ignore[attr-defined]

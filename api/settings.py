@@ -93,6 +93,19 @@ class TsaSettings(_Section):
     )
 
 
+class WebEidSettings(_Section):
+    extra_trust_anchors: Path | None = Field(
+        None,
+        description="Folder of CA certificates (PEM or DER) trusted for Web eID card login besides our own "
+        "root, e.g. a national ID card root and its intermediates.",
+    )
+    check_foreign_revocation: bool = Field(
+        True,
+        description="Refuse cards of extra trust anchors, whose status the service cannot ask without "
+        "fetching URLs from the card. Set false only to accept them without a revocation check.",
+    )
+
+
 class LimitSettings(_Section):
     protocol_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest OCSP or time-stamp request body accepted."
@@ -130,6 +143,7 @@ class Settings(BaseSettings):
     ocsp: OcspSettings = Field(default_factory=OcspSettings, description="OCSP responder.")
     crl: CrlSettings = Field(default_factory=CrlSettings, description="CRL publication.")
     tsa: TsaSettings = Field(default_factory=TsaSettings, description="Time-stamping authority.")
+    web_eid: WebEidSettings = Field(default_factory=WebEidSettings, description="Web eID card login.")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Request limits.")
 
     @model_validator(mode="after")

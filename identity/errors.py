@@ -40,6 +40,13 @@ class CitizenExists(IdentityError):
     title = "Citizen already registered"
 
 
+class CitizenStateRejected(IdentityError):
+    status = 409
+    public = True
+    slug = "citizen-state-rejected"
+    title = "State change not allowed"
+
+
 class CitizenNotActive(IdentityError):
     """The citizen is suspended, revoked, or has no certificates yet."""
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from asn1crypto import x509
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -181,6 +181,18 @@ def find(session: Session, serial: str) -> CertificateRecord:
     return record
 
 
+def _revocable(reason: RevocationReason) -> ColumnElement[bool]:
+    """Valid certificates can be revoked; one on hold may also be revoked for good (RFC 5280 5.3.1)."""
+    condition: ColumnElement[bool] = col(CertificateRecord.state) == CertState.ISSUED.value
+    if reason is not RevocationReason.CERTIFICATE_HOLD:
+        on_hold = and_(
+            col(CertificateRecord.state) == CertState.REVOKED.value,
+            col(CertificateRecord.revocation_reason) == RevocationReason.CERTIFICATE_HOLD.value,
+        )
+        condition = or_(condition, on_hold)
+    return condition
+
+
 def revoke(
     session: Session,
     serial: str,
@@ -191,14 +203,15 @@ def revoke(
 ) -> CertificateRecord:
     """Mark a certificate revoked with one conditional update; the caller then reissues CRLs.
 
-    Commits. Raises ``RevocationRejected`` when the certificate is not currently valid.
+    Commits. Raises ``RevocationRejected`` when the certificate is not currently valid
+    (a certificate on hold may still be revoked for good).
     """
     record = find(session, serial)
     when = at or utcnow()
     result = session.execute(
         update(CertificateRecord)
         .where(col(CertificateRecord.id) == record.id)
-        .where(col(CertificateRecord.state) == CertState.ISSUED.value)
+        .where(_revocable(RevocationReason(reason)))
         .values(
             state=CertState.REVOKED.value,
             revoked_at=when,

@@ -3,7 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import keys.models  # noqa: F401 - registers the tables
+import identity.models  # noqa: F401 - registers the tables
+import keys.models  # noqa: F401
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

@@ -57,13 +57,32 @@ def test_cert_show_and_revoke_json(service_env: ServiceEnv) -> None:
     assert revoked["state"] == "revoked"
     assert revoked["revocation_reason"] == "certificate_hold"
 
-    again = service_env.run_eid("cert", "revoke", citizen.record.serial, check=False)
+    again = service_env.run_eid(
+        "cert", "revoke", citizen.record.serial, "--reason", "certificate-hold", check=False
+    )
     assert again.returncode == 1
     assert again.stderr.startswith("error: certificate")
     assert "Traceback" not in again.stderr
 
     released = json.loads(service_env.run_eid("cert", "release", citizen.record.serial, "--json").stdout)
     assert released["state"] == "issued"
+
+    # A suspension can become a final revocation; a final revocation is final.
+    service_env.run_eid("cert", "revoke", citizen.record.serial, "--reason", "certificate-hold")
+    final = json.loads(
+        service_env.run_eid(
+            "cert", "revoke", citizen.record.serial, "--reason", "key-compromise", "--json"
+        ).stdout
+    )
+    assert final["revocation_reason"] == "key_compromise"
+    for reason in ("key-compromise", "certificate-hold"):
+        assert (
+            service_env.run_eid(
+                "cert", "revoke", citizen.record.serial, "--reason", reason, check=False
+            ).returncode
+            == 1
+        )
+    assert service_env.run_eid("cert", "release", citizen.record.serial, check=False).returncode == 1
 
 
 def test_unknown_serial_is_a_clear_error(service_env: ServiceEnv) -> None:

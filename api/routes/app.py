@@ -1,0 +1,116 @@
+"""Endpoints the citizen app calls with its device-signed request tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from identity import app_tokens, approvals
+from identity.app_tokens import AppCaller
+from identity.models import ApprovalRequest
+
+from ..deps import get_services
+from ..services import Services
+from ._binary import Base64Bytes, encode
+
+router = APIRouter(prefix="/api/v1/app", tags=["citizen app"])
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def app_caller(
+    request: Request,
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(description="EID-App <request token>")] = None,
+) -> AppCaller:
+    url = services.settings.public_url.rstrip("/") + request.url.path
+    with services.session() as session:
+        caller = app_tokens.authenticate(
+            session,
+            authorization,
+            method=request.method,
+            url=url,
+            audience=services.settings.public_url,
+        )
+        session.expunge_all()
+        return caller
+
+
+CallerDep = Annotated[AppCaller, Depends(app_caller)]
+
+
+class RequestOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    verification_code: str
+    display_text: str
+    hash: str = Field(description="Base64 of the hash to sign as a digest")
+    hash_algorithm: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class RequestList(BaseModel):
+    requests: list[RequestOut]
+
+
+def _out(row: ApprovalRequest) -> RequestOut:
+    return RequestOut(
+        id=row.public_id,
+        kind=row.kind,
+        state=row.state,
+        verification_code=row.verification_code,
+        display_text=row.display_text,
+        hash=encode(row.hash),
+        hash_algorithm=row.hash_algorithm,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+@router.get("/requests", summary="Pending approval requests of the device's citizen")
+def list_requests(caller: CallerDep, services: ServicesDep) -> RequestList:
+    with services.session() as session:
+        return RequestList(requests=[_out(r) for r in approvals.pending_for(session, caller.citizen)])
+
+
+@router.get("/requests/{request_id}", summary="One approval request, in any state")
+def get_request(request_id: str, caller: CallerDep, services: ServicesDep) -> RequestOut:
+    with services.session() as session:
+        return _out(approvals.for_citizen(session, caller.citizen, request_id))
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "refuse"]
+    certificate: Base64Bytes | None = Field(None, description="Base64 DER certificate of the key used")
+    signature: Base64Bytes | None = Field(None, description="Base64 signature over the hash")
+
+
+class AnswerOut(BaseModel):
+    id: str
+    state: str
+
+
+@router.post("/requests/{request_id}", summary="Approve (with a signature) or refuse a request")
+def answer(request_id: str, body: AnswerIn, caller: CallerDep, services: ServicesDep) -> AnswerOut:
+    with services.session() as session:
+        if body.decision == "refuse":
+            row = approvals.refuse(session, caller.citizen, request_id)
+        else:
+            if body.certificate is None or body.signature is None:
+                from identity.errors import ApprovalRejected
+
+                raise ApprovalRejected("an approval needs the certificate and the signature")
+            row = approvals.approve(
+                session,
+                caller.citizen,
+                request_id,
+                certificate=body.certificate,
+                signature=body.signature,
+                checker=services.certificate_checker,
+            )
+        return AnswerOut(id=row.public_id, state=row.state)

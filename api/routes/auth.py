@@ -1,0 +1,144 @@
+"""Browser-side authentication: with the citizen app, or with a card via Web eID."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from identity import approvals, authentication
+from identity.authentication import AuthenticatedIdentity
+from identity.web_eid import validate_auth_token
+from keys.models import utcnow
+
+from .. import cookies
+from ..deps import get_services
+from ..services import Services
+
+router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+class IdentityOut(BaseModel):
+    sub: str = Field(description="TARA-compatible subject, e.g. EE38001085718")
+    personal_code: str
+    country: str
+    given_name: str
+    family_name: str
+    birth_date: date | None
+    amr: list[str]
+    acr: str
+    auth_time: datetime
+    method: str
+
+
+def identity_out(identity: AuthenticatedIdentity) -> IdentityOut:
+    return IdentityOut(
+        sub=identity.personal_code.subject,
+        personal_code=identity.personal_code.code,
+        country=identity.personal_code.country,
+        given_name=identity.given_name,
+        family_name=identity.family_name,
+        birth_date=identity.birth_date,
+        amr=list(identity.amr),
+        acr=identity.acr,
+        auth_time=identity.auth_time,
+        method=identity.method,
+    )
+
+
+class AppStartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    personal_code: str = Field(min_length=1, max_length=32)
+    country: str = Field("EE", min_length=2, max_length=2)
+
+
+class AppStartOut(BaseModel):
+    request_id: str
+    verification_code: str
+    expires_at: datetime
+
+
+@router.post("/app", status_code=201, summary="Start a login with the citizen app")
+def start_app(body: AppStartIn, request: Request, response: Response, services: ServicesDep) -> AppStartOut:
+    binding = cookies.binding(request, response, services.settings)
+    with services.session() as session:
+        row = authentication.start_app_login(
+            session,
+            personal_code=body.personal_code,
+            country=body.country,
+            relying_party="the e-ID portal",
+            binding=binding,
+        )
+        return AppStartOut(
+            request_id=row.public_id, verification_code=row.verification_code, expires_at=row.expires_at
+        )
+
+
+class AppStatusOut(BaseModel):
+    state: str
+    reason: str | None = None
+    identity: IdentityOut | None = None
+
+
+@router.get("/app/{request_id}", summary="Poll a login started in this browser")
+def poll_app(request_id: str, request: Request, response: Response, services: ServicesDep) -> AppStatusOut:
+    with services.session() as session:
+        row = approvals.for_browser(session, request_id, request.cookies.get(cookies.BINDING))
+        identity = authentication.finish_app_login(session, row)
+        out = AppStatusOut(state=row.state, reason=row.failure_reason)
+        if identity is not None:
+            cookies.set_session(response, authentication.open_session(session, identity), services.settings)
+            out.identity = identity_out(identity)
+        return out
+
+
+class ChallengeOut(BaseModel):
+    nonce: str
+
+
+@router.get("/web-eid/challenge", summary="A nonce for the Web eID card to sign")
+def web_eid_challenge(request: Request, response: Response, services: ServicesDep) -> ChallengeOut:
+    binding = cookies.binding(request, response, services.settings)
+    with services.session() as session:
+        return ChallengeOut(nonce=authentication.issue_web_eid_nonce(session, binding=binding))
+
+
+class WebEidLoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    auth_token: dict[str, Any]
+    nonce: str = Field(min_length=43, max_length=128)
+
+
+@router.post("/web-eid/login", summary="Log in with a Web eID authentication token")
+def web_eid_login(
+    body: WebEidLoginIn, request: Request, response: Response, services: ServicesDep
+) -> IdentityOut:
+    now = utcnow()
+    with services.session() as session:
+        authentication.consume_web_eid_nonce(
+            session, body.nonce, binding=request.cookies.get(cookies.BINDING), now=now
+        )
+        validated = validate_auth_token(
+            body.auth_token,
+            origin=services.origin,
+            nonce=body.nonce,
+            trust_anchors=services.trust.anchors,
+            intermediates=services.trust.intermediates,
+            check_revocation=services.revocation_check,
+            now=now,
+        )
+        identity = authentication.card_identity(session, validated, now=now)
+        cookies.set_session(response, authentication.open_session(session, identity), services.settings)
+        return identity_out(identity)
+
+
+@router.post("/logout", status_code=204, summary="End this browser's login session")
+def logout(request: Request, response: Response, services: ServicesDep) -> Response:
+    with services.session() as session:
+        authentication.end_session(session, request.cookies.get(cookies.SESSION))
+    cookies.clear_session(response)
+    response.status_code = 204
+    return response

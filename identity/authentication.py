@@ -1,0 +1,234 @@
+"""Authentication: the citizen app (approval) or a smart card (Web eID) → an identity.
+
+What comes out is an ``AuthenticatedIdentity``, the input of the OpenID Connect provider
+and of the citizen's own login session: personal code, names, birth date, how (``amr``,
+RFC 8176), how strongly (``acr``) and when, and the certificate used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from cryptography import x509
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from keys import audit
+from keys.models import CertificateRecord, as_utc, utcnow
+
+from . import _secrets, approvals, citizens
+from .errors import CitizenNotActive, WebEidRejected
+from .models import ApprovalRequest, Citizen, LoginSession, WebEidNonce
+from .personal_codes import PersonalCode
+from .web_eid import WebEidIdentity
+
+SESSION_LIFETIME = timedelta(hours=8)
+NONCE_LIFETIME = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticatedIdentity:
+    """Who logged in, how, and when."""
+
+    citizen_id: int
+    """Database id of the citizen."""
+    personal_code: PersonalCode
+    """Validated personal code (``subject`` gives the TARA-style ``EE…``)."""
+    given_name: str
+    """Given names."""
+    family_name: str
+    """Family name."""
+    method: str
+    """``app`` (citizen app, approval protocol) or ``card`` (Web eID)."""
+    amr: tuple[str, ...]
+    """RFC 8176 methods: app → swk, pin, mfa; card → hwk, sc, pin, mfa."""
+    acr: str
+    """Level of assurance: ``substantial`` for the app, ``high`` for a card."""
+    auth_time: datetime
+    """When the citizen proved possession of the key."""
+    certificate_serial: str
+    """Serial of the authentication certificate used (hex)."""
+
+    @property
+    def birth_date(self) -> date | None:
+        return self.personal_code.birth_date
+
+
+APP_AMR = ("swk", "pin", "mfa")
+CARD_AMR = ("hwk", "sc", "pin", "mfa")
+
+
+def identity_of(citizen: Citizen, *, method: str, auth_time: datetime, serial: str) -> AuthenticatedIdentity:
+    assert citizen.id is not None
+    app = method == "app"
+    return AuthenticatedIdentity(
+        citizen_id=citizen.id,
+        personal_code=citizens.code_of(citizen),
+        given_name=citizen.given_name,
+        family_name=citizen.family_name,
+        method=method,
+        amr=APP_AMR if app else CARD_AMR,
+        acr="substantial" if app else "high",
+        auth_time=auth_time,
+        certificate_serial=serial,
+    )
+
+
+# The citizen app.
+
+
+def start_app_login(
+    session: Session,
+    *,
+    personal_code: str,
+    country: str = "EE",
+    relying_party: str,
+    binding: str,
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    """Open an ``auth`` approval for the citizen, bound to the browser's ``binding``."""
+    citizen = citizens.find(session, personal_code, country)
+    if citizen.state != citizens.CitizenState.ACTIVE.value:
+        raise CitizenNotActive(f"this account is {citizen.state}: it cannot log in")
+    # What the app signs: a fresh random value, hashed, so every login signs something new.
+    challenge = hashlib.sha256(b"eid-login-v1\x00" + secrets.token_bytes(32)).digest()
+    return approvals.open_request(
+        session,
+        citizen=citizen,
+        kind=approvals.ApprovalKind.AUTH,
+        hash_value=challenge,
+        hash_algorithm="sha256",
+        display_text=f"Log in to {relying_party}",
+        binding=binding,
+        now=now,
+    )
+
+
+def finish_app_login(
+    session: Session, request: ApprovalRequest, *, now: datetime | None = None
+) -> AuthenticatedIdentity | None:
+    """The identity from a completed ``auth`` request, for its first taker only."""
+    when = now or utcnow()
+    if request.kind != approvals.ApprovalKind.AUTH.value or request.state != "completed":
+        return None
+    if not approvals.take_result(session, request, now=when):
+        return None
+    citizen = session.get(Citizen, request.citizen_id)
+    assert citizen is not None and request.answered_at is not None and request.certificate_serial
+    return identity_of(
+        citizen, method="app", auth_time=as_utc(request.answered_at), serial=request.certificate_serial
+    )
+
+
+# Web eID (smart cards).
+
+
+def issue_web_eid_nonce(session: Session, *, binding: str, now: datetime | None = None) -> str:
+    """A 256-bit nonce for the card to sign, single use, five minutes, bound to the browser."""
+    when = now or utcnow()
+    nonce = secrets.token_urlsafe(32)  # 256 bits, base64url
+    session.add(
+        WebEidNonce(
+            nonce_hash=_secrets.digest(nonce),
+            binding_hash=_secrets.digest(binding),
+            expires_at=when + NONCE_LIFETIME,
+        )
+    )
+    session.commit()
+    return nonce
+
+
+def consume_web_eid_nonce(
+    session: Session, nonce: str, *, binding: str | None, now: datetime | None = None
+) -> None:
+    """Use the nonce up with one conditional update; refuse unknown, expired, reused or foreign."""
+    when = now or utcnow()
+    if binding is None:
+        raise WebEidRejected("no challenge was issued to this browser")
+    result = session.execute(
+        update(WebEidNonce)
+        .where(col(WebEidNonce.nonce_hash) == _secrets.digest(nonce))
+        .where(col(WebEidNonce.binding_hash) == _secrets.digest(binding))
+        .where(col(WebEidNonce.used_at).is_(None))
+        .where(col(WebEidNonce.expires_at) > when)
+        .values(used_at=when)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise WebEidRejected("the challenge nonce is unknown, expired, already used or from another browser")
+
+
+def card_identity(
+    session: Session, validated: WebEidIdentity, *, now: datetime | None = None
+) -> AuthenticatedIdentity:
+    """Map a validated Web eID token to a registered citizen (any trusted CA)."""
+    when = now or utcnow()
+    citizen = citizens.find(session, validated.personal_code, validated.country)
+    if citizen.state != citizens.CitizenState.ACTIVE.value:
+        raise CitizenNotActive(f"this account is {citizen.state}: it cannot log in")
+    return identity_of(citizen, method="card", auth_time=when, serial=validated.serial)
+
+
+# Login sessions (this service's own; OpenID Connect builds on them).
+
+
+def open_session(session: Session, identity: AuthenticatedIdentity, *, now: datetime | None = None) -> str:
+    """Create a login session; return its secret token (only the hash is stored). Commits."""
+    when = now or utcnow()
+    token = _secrets.token()
+    session.add(
+        LoginSession(
+            token_hash=_secrets.digest(token),
+            citizen_id=identity.citizen_id,
+            method=identity.method,
+            amr=" ".join(identity.amr),
+            acr=identity.acr,
+            certificate_serial=identity.certificate_serial,
+            auth_time=identity.auth_time,
+            expires_at=when + SESSION_LIFETIME,
+        )
+    )
+    method = "the citizen app" if identity.method == "app" else "an ID card"
+    citizens.note_activity(session, identity.citizen_id, "login", f"Logged in with {method}")
+    audit.record(session, actor="citizen", action=f"login.{identity.method}", target=str(identity.citizen_id))
+    session.commit()
+    return token
+
+
+def session_identity(
+    session: Session, token: str | None, *, now: datetime | None = None
+) -> AuthenticatedIdentity | None:
+    """The identity behind a session token, or None if absent, expired or ended."""
+    when = now or utcnow()
+    if not token:
+        return None
+    row = session.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
+    if row is None or row.ended_at is not None or as_utc(row.expires_at) <= when:
+        return None
+    citizen = session.get(Citizen, row.citizen_id)
+    if citizen is None or citizen.state != citizens.CitizenState.ACTIVE.value:
+        return None
+    identity = identity_of(
+        citizen, method=row.method, auth_time=as_utc(row.auth_time), serial=row.certificate_serial
+    )
+    return identity
+
+
+def end_session(session: Session, token: str | None, *, now: datetime | None = None) -> None:
+    if token:
+        session.execute(
+            update(LoginSession)
+            .where(col(LoginSession.token_hash) == _secrets.digest(token))
+            .values(ended_at=now or utcnow())
+        )
+        session.commit()
+
+
+def certificate_subject(record: CertificateRecord) -> str:
+    """A person-readable subject line for the portal."""
+    if record.der is None:
+        return record.subject
+    return x509.load_der_x509_certificate(record.der).subject.rfc4514_string()

@@ -1,0 +1,117 @@
+"""Checking a citizen certificate presented with an approval.
+
+The certificate must be this citizen's, issued by our Citizen CA, valid now, of the
+profile the request kind needs (a signing key cannot log in, an authentication key
+cannot sign), and reported ``good`` by our own OCSP responder, asked in-process with a
+real OCSP request whose signed response is verified like any client would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlmodel import Session, select
+
+from keys.ca import CertState
+from keys.models import CertificateRecord, as_utc
+from keys.profiles import Profile
+
+from .errors import ApprovalRejected, WebEidRejected
+from .models import Citizen
+from .ocsp_client import build_ocsp_request, ocsp_status
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+_PROFILE_FOR_KIND = {"auth": Profile.CITIZEN_AUTH.value, "sign": Profile.CITIZEN_SIGN.value}
+
+OcspAsk = Callable[[bytes, datetime], bytes]
+"""Sends a DER OCSP request to our responder and returns the DER response."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateChecker:
+    """Checks citizen certificates against the Citizen CA and its OCSP responder."""
+
+    citizen_ca: bytes
+    """DER certificate of the Citizen CA."""
+    ask_ocsp: OcspAsk
+    """How to reach our OCSP responder."""
+
+    def check(
+        self, session: Session, *, citizen: Citizen, certificate: bytes, kind: str, now: datetime
+    ) -> x509.Certificate:
+        """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
+        try:
+            cert = x509.load_der_x509_certificate(certificate)
+            issuer = x509.load_der_x509_certificate(self.citizen_ca)
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            raise ApprovalRejected("the certificate is not one issued by our Citizen CA") from None
+        serial = format(cert.serial_number, "x")
+        record = session.exec(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+        if record is None or record.der != certificate or record.owner != citizen.public_id:
+            raise ApprovalRejected("the certificate does not belong to this citizen")
+        if record.profile != _PROFILE_FOR_KIND.get(kind):
+            wanted = "authentication" if kind == "auth" else "signing"
+            raise ApprovalRejected(f"this request needs the {wanted} key")
+        if not as_utc(cert.not_valid_before_utc) <= now <= as_utc(cert.not_valid_after_utc):
+            raise ApprovalRejected("the certificate is not valid at this time")
+        _check_usage(cert, kind)
+        if record.state != CertState.ISSUED.value:
+            raise ApprovalRejected("the certificate is revoked or suspended")
+        try:
+            status = ocsp_status(
+                self.ask_ocsp(build_ocsp_request(certificate, self.citizen_ca), now),
+                certificate,
+                self.citizen_ca,
+                [self.citizen_ca],
+                now,
+            )
+        except WebEidRejected as exc:
+            raise ApprovalRejected(f"certificate status unavailable: {exc}") from None
+        if status != "good":
+            raise ApprovalRejected(f"the OCSP responder says the certificate is {status}")
+        return cert
+
+    @staticmethod
+    def verify_digest_signature(
+        cert: x509.Certificate, digest: bytes, hash_algorithm: str, signature: bytes
+    ) -> None:
+        """The signature must be over ``digest`` as a digest (not hashed again)."""
+        prehashed = utils.Prehashed(_HASHES[hash_algorithm]())
+        key = cert.public_key()
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, digest, ec.ECDSA(prehashed))
+            elif isinstance(key, rsa.RSAPublicKey):
+                key.verify(signature, digest, padding.PKCS1v15(), prehashed)
+            else:
+                raise ApprovalRejected("unsupported key type")
+        except (InvalidSignature, ValueError):
+            raise ApprovalRejected("the signature does not verify with the certificate's key") from None
+
+
+def _check_usage(cert: x509.Certificate, kind: str) -> None:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise ApprovalRejected("the certificate has no key usage") from None
+    if kind == "auth":
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            eku = x509.ExtendedKeyUsage([])
+        if not usage.digital_signature or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+            raise ApprovalRejected("the certificate is not an authentication certificate")
+    elif not usage.content_commitment:
+        raise ApprovalRejected("the certificate is not a signing certificate")
