@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from keys.errors import ServiceError
 
 from . import problems
+from .routes import admin, auth, enrolment, me, oauth, trust
 from .routes import app as app_routes
-from .routes import auth, enrolment, me, trust
 from .services import Services
 from .settings import Settings
 
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(app_routes.router)
     app.include_router(auth.router)
     app.include_router(me.router)
+    app.include_router(oauth.router)
+    app.include_router(admin.router)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

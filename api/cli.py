@@ -451,3 +451,67 @@ def citizen_set_state(id_code: str, country: str, state: str, as_json: bool) -> 
         )
         data = _citizen_summary(row)
     _emit(data, as_json, lambda d: f"{d['country']}{d['personal_code']} is now {d['state']}")
+
+
+@main.group()
+def client() -> None:
+    """OAuth 2.0 / OpenID Connect clients (relying parties and service clients)."""
+
+
+@client.command("add")
+@click.option("--name", required=True, help="Name shown to citizens.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI (repeatable).")
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE required).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Allowed scope (repeatable): openid, profile, offline_access, admin.",
+)
+@click.option(
+    "--post-logout-redirect-uri", "post_logout", multiple=True, help="Allowed after RP-initiated logout."
+)
+@click.option("--backchannel-logout-uri", default=None, help="Where back-channel logout tokens are sent.")
+@click.option("--first-party", is_flag=True, help="Pre-approved government service: no consent page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def client_add(
+    name: str,
+    redirect_uris: tuple[str, ...],
+    public: bool,
+    scopes: tuple[str, ...],
+    post_logout: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    first_party: bool,
+    as_json: bool,
+) -> None:
+    """Register a client; prints client_id and client_secret (shown once).
+
+    Without --redirect-uri it is a service client using client_credentials (e.g. the
+    admin API with --scope admin).
+    """
+    from identity.oauth import clients
+
+    extra: dict[str, Any] = {}
+    if post_logout:
+        extra["post_logout_redirect_uris"] = list(post_logout)
+    if backchannel_logout_uri:
+        extra["backchannel_logout_uri"] = backchannel_logout_uri
+        extra["backchannel_logout_session_required"] = True
+    with _session() as (_settings_, session, _keystore):
+        created = clients.register(
+            session,
+            name=name,
+            redirect_uris=list(redirect_uris),
+            public=public,
+            scopes=list(scopes) or None,
+            first_party=first_party,
+            extra_metadata=extra,
+            actor="eid cli",
+        )
+        data = {
+            "client_id": created.client.client_id,
+            "client_secret": created.client_secret,
+            **created.client.metadata,
+        }
+    _emit(data, as_json, lambda d: f"client_id: {d['client_id']}\nclient_secret: {d['client_secret']}")

@@ -18,6 +18,7 @@ from sqlmodel import create_engine
 
 # Import every package's tables so SQLModel.metadata knows them all.
 import identity.models  # noqa: F401
+import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -20,6 +20,7 @@ from keys.pki import Pki, PkiConfig, initialise, load
 from keys.tsa import TimeStampAuthority
 
 from . import db
+from .oauth.server import OAuthServer
 from .settings import Settings
 
 
@@ -114,6 +115,7 @@ class Services:
     ocsp: OcspResponder = field(init=False)
     tsa: TimeStampAuthority = field(init=False)
     certificate_checker: CertificateChecker = field(init=False)
+    oauth: OAuthServer = field(init=False)
     trust: TrustAnchors = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +136,7 @@ class Services:
             citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
         )
         self.trust = load_trust(self.settings, self.pki)
+        self.oauth = OAuthServer()
 
     def ask_ocsp(self, request_der: bytes, now: datetime) -> bytes:
         """Our OCSP responder, asked in process (same bytes as over HTTP)."""

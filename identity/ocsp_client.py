@@ -145,10 +145,13 @@ def find_signer(
 ) -> x509.Certificate:
     """The certificate named by the ResponderID, among those embedded, trusted, and the issuer."""
     try:
-        candidates = [*response.certificates, *trusted, issuer]
+        embedded = [
+            certificate.public_bytes(serialization.Encoding.DER) for certificate in response.certificates
+        ]
         key_hash, name = response.responder_key_hash, response.responder_name
-    except ValueError:
+    except Exception:  # noqa: BLE001 - cryptography raises many types on hostile input
         raise WebEidRejected("OCSP: the response's certificates cannot be parsed") from None
+    candidates = [*(_load(der, "certificate in the response") for der in embedded), *trusted, issuer]
     for candidate in candidates:
         if key_hash is not None and _key_hash(candidate) == key_hash:
             return candidate
@@ -230,8 +233,10 @@ def _load(der: bytes, what: str) -> x509.Certificate:
     try:
         certificate = x509.load_der_x509_certificate(der)
         certificate.extensions  # noqa: B018 - parsed lazily otherwise
+        certificate.subject  # noqa: B018
+        certificate.issuer  # noqa: B018
         certificate.public_key()
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except Exception:  # noqa: BLE001 - cryptography raises InvalidVersion, DuplicateExtension, TypeError...
         raise WebEidRejected(f"OCSP: the {what} is not a valid X.509 certificate") from None
     return certificate
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -84,8 +85,8 @@ ALGORITHMS: Mapping[str, _Algorithm] = {
     "RS256": _Algorithm(hashes.SHA256, None),
     "PS256": _Algorithm(hashes.SHA256, None, pss=True),
 }
-"""The accepted JWA names. The format also allows RS384/RS512/PS384/PS512 (none of our
-certificates are RSA-only cards needing them); anything else is rejected."""
+"""The accepted JWA names. The Web eID format also lists RS384, RS512, PS384 and PS512;
+this service accepts only the five above and rejects those like any unknown name."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +147,8 @@ def validate_auth_token(
 
     ``origin`` (``https://host[:port]``, no trailing slash) and ``nonce`` are the caller's
     trusted values, used verbatim; the caller guarantees the nonce is single use and
-    unexpired. ``check_revocation`` runs last, only for tokens that passed every other check.
+    unexpired. ``check_revocation`` runs last, only for tokens that passed every other check;
+    a builtin exception from it becomes ``WebEidRejected``, a ``ServiceError`` passes through.
     """
     when = _utc(now)
     check_origin(origin)
@@ -195,6 +197,8 @@ def check_origin(origin: object) -> None:
         raise WebEidRejected(f"the origin {origin!r} must be scheme://host[:port] with no path or slash")
     if origin != origin.lower():
         raise WebEidRejected(f"the origin {origin!r} must be in lower case")
+    if (parts.scheme, parts.port) in {("https", 443), ("http", 80)}:
+        raise WebEidRejected(f"the origin {origin!r} must leave out the default port, as browsers do")
 
 
 def check_nonce(nonce: object) -> None:
@@ -378,16 +382,27 @@ def decode_base64(text: str, name: str, *, max_bytes: int) -> bytes:
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """Parse the certificate and every part used later (cryptography parses some lazily)."""
+    """Parse the certificate and every part used later (cryptography parses some lazily).
+
+    Any exception is a rejection; so is a parse warning where warnings are errors (tests).
+    Elsewhere cryptography's warnings (a negative serial, a bad attribute length) are only
+    logged, and such a certificate still fails the chain or signature check.
+    """
     try:
         certificate = x509.load_der_x509_certificate(der)
         certificate.extensions  # noqa: B018
         certificate.subject  # noqa: B018
+        certificate.issuer  # noqa: B018
         certificate.public_key()
         certificate.not_valid_before_utc  # noqa: B018
         certificate.not_valid_after_utc  # noqa: B018
-    except (ValueError, UnsupportedAlgorithm):
+        # The one part outside the signed data DER leaves room for: the signature BIT STRING's
+        # unused-bits count. cryptography ignores it, so check that the encoding is the issued one.
+        unused_bits = asn1_x509.Certificate.load(der)["signature_value"].contents[:1]
+    except Exception:  # noqa: BLE001 - cryptography raises InvalidVersion, DuplicateExtension, TypeError...
         raise WebEidRejected("the token's 'unverifiedCertificate' is not a valid X.509 certificate") from None
+    if unused_bits != b"\x00":
+        raise WebEidRejected("the token's 'unverifiedCertificate' is not DER: its signature has unused bits")
     return certificate
 
 
@@ -403,7 +418,7 @@ def check_validity(certificate: x509.Certificate, _token: _Token, now: datetime)
 
 
 def check_purpose(certificate: x509.Certificate, _token: _Token, _now: datetime) -> None:
-    """An authentication certificate: keyUsage digitalSignature and extendedKeyUsage clientAuth."""
+    """A person's authentication certificate: digitalSignature, clientAuth, not a CA."""
     try:
         key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -421,6 +436,12 @@ def check_purpose(certificate: x509.Certificate, _token: _Token, _now: datetime)
         raise WebEidRejected("the certificate has no extended key usage clientAuth") from None
     if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
         raise WebEidRejected("the certificate's extended key usage does not include clientAuth")
+    try:
+        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        raise WebEidRejected("the certificate is a CA certificate, not a person's authentication certificate")
 
 
 def check_key_fits_algorithm(certificate: x509.Certificate, token: _Token, _now: datetime) -> None:
@@ -545,7 +566,7 @@ def check_chain(
     try:
         store = Store([x509.load_der_x509_certificate(der) for der in trust_anchors])
         others = [x509.load_der_x509_certificate(der) for der in intermediates]
-    except (ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - see load_certificate
         raise WebEidRejected(
             "the configured trust anchors or intermediate certificates are not valid"
         ) from None

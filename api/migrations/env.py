@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import identity.models  # noqa: F401 - registers the tables
+import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
 
 engine = context.config.attributes["engine"]

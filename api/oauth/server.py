@@ -1,0 +1,132 @@
+"""Authlib's ``AuthorizationServer`` fed from FastAPI requests.
+
+Authlib is synchronous and framework-agnostic: it wants an ``OAuth2Request`` and gives
+back ``(status, body, headers)``. The routes read the body asynchronously, then call
+the server in a plain ``def`` (thread pool), with a database session riding on the
+request object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from fastapi import Response
+from sqlmodel import Session
+
+from identity.oauth import clients, tokens
+
+ACCESS_TOKEN_SECONDS = int(tokens.ACCESS_TOKEN_LIFETIME.total_seconds())
+# The database session of the request being handled (each request runs in its own context).
+_current_db: ContextVar[Session] = ContextVar("oauth_db")
+
+
+class FormPayload(OAuth2Payload):  # type: ignore[misc]
+    """Query and form parameters, keeping repeated ones so Authlib can refuse them."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in pairs:
+            self._datalist[key].append(value)
+        self._data = {key: values[0] for key, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class Request(OAuth2Request):  # type: ignore[misc]
+    """An OAuth request as Authlib wants it, plus our database session."""
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        uri: str,
+        headers: Mapping[str, str],
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]],
+        db: Session,
+    ) -> None:
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.db = db
+        self._args = dict(query)
+        self._form = dict(form)
+        self.payload = FormPayload(query + form)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+    """Service clients (the admin API) authenticate with their secret; no refresh tokens."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class OAuthServer(AuthorizationServer):  # type: ignore[misc]
+    """Our authorization server: client lookup and token storage in the database."""
+
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=list(clients.SCOPES))
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                access_token_generator=lambda *args, **kwargs: tokens.new_token_value(),
+                refresh_token_generator=lambda *args, **kwargs: tokens.new_token_value(),
+                expires_generator=lambda client, grant_type: ACCESS_TOKEN_SECONDS,
+            ),
+        )
+        self.register_grant(ClientCredentials)
+
+    def query_client(self, client_id: str) -> clients.Client | None:
+        # Authlib calls this without the request; the request's session is in a context var.
+        return clients.find(_current_db.get(), client_id)
+
+    def save_token(self, token: dict[str, Any], request: Request) -> None:
+        user = request.user
+        tokens.store(
+            request.db,
+            token,
+            client_id=request.client.get_client_id(),
+            citizen_id=getattr(user, "id", None),
+            refresh_lifetime=timedelta(days=30) if token.get("refresh_token") else None,
+        )
+        request.db.commit()
+
+    def create_oauth2_request(self, request: Request) -> Request:
+        _current_db.set(request.db)
+        return request
+
+    def create_json_request(self, request: Request) -> Request:
+        _current_db.set(request.db)
+        return request
+
+    def handle_response(
+        self, status: int, body: Any, headers: list[tuple[str, str]] | dict[str, str]
+    ) -> Response:
+        content = json.dumps(body) if isinstance(body, dict) else (body or "")
+        response = Response(content, status_code=status, media_type="application/json")
+        for key, value in headers.items() if isinstance(headers, dict) else headers:
+            response.headers[key] = value
+        return response
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Authlib's hook for events; the audit log records what matters in the domain code."""

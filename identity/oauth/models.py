@@ -1,0 +1,46 @@
+"""Tables of the OAuth 2.0 / OpenID Connect provider."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from keys.models import utcnow
+
+
+class OAuthClient(SQLModel, table=True):
+    """A registered relying party or service client. ``metadata_json`` is RFC 7591 metadata."""
+
+    __tablename__ = "oauth_client"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64, unique=True)
+    client_secret_hash: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=200)
+    metadata_json: str = Field(default="{}")
+    first_party: bool = Field(default=False, description="Pre-approved: no consent page")
+    registration_token_hash: str | None = Field(
+        default=None, max_length=64, description="RFC 7592 access token"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    disabled_at: datetime | None = None
+
+
+class OAuthToken(SQLModel, table=True):
+    """An issued access token (and refresh token), stored as hashes."""
+
+    __tablename__ = "oauth_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64, index=True)
+    citizen_id: int | None = Field(default=None, foreign_key="citizen.id", index=True)
+    grant_id: str = Field(max_length=40, index=True, description="All tokens of one grant share it")
+    scope: str = Field(default="", max_length=500)
+    access_token_hash: str = Field(max_length=64, unique=True)
+    refresh_token_hash: str | None = Field(default=None, max_length=64, unique=True)
+    issued_at: datetime = Field(default_factory=utcnow)
+    access_expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    refreshed_at: datetime | None = Field(default=None, description="Set when rotated away (single use)")
