@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from keys.errors import ServiceError
 
 from . import problems
-from .routes import admin, auth, enrolment, me, oauth, trust
+from .routes import admin, auth, enrolment, me, oauth, oidc, trust
 from .routes import app as app_routes
 from .services import Services
 from .settings import Settings
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(me.router)
     app.include_router(oauth.router)
     app.include_router(admin.router)
+    app.include_router(oidc.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

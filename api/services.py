@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from identity.certificates import CertificateChecker
 from identity.errors import WebEidRejected
+from identity.oauth.jws import SigningKey
 from identity.ocsp_client import build_ocsp_request, ocsp_status
 from keys.errors import KeyStoreUnavailable
 from keys.keystore import FileKeyStore, KeyStore
@@ -116,6 +117,7 @@ class Services:
     tsa: TimeStampAuthority = field(init=False)
     certificate_checker: CertificateChecker = field(init=False)
     oauth: OAuthServer = field(init=False)
+    signing_keys: dict[str, SigningKey] = field(init=False)
     trust: TrustAnchors = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,11 +138,20 @@ class Services:
             citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
         )
         self.trust = load_trust(self.settings, self.pki)
-        self.oauth = OAuthServer()
+        self.signing_keys = {
+            "RS256": SigningKey.load(self.keystore, "oidc-rs256"),
+            "ES256": SigningKey.load(self.keystore, "oidc-es256"),
+        }
+        self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=lambda: self.signing_keys)
 
     def ask_ocsp(self, request_der: bytes, now: datetime) -> bytes:
         """Our OCSP responder, asked in process (same bytes as over HTTP)."""
         return self.ocsp.respond(request_der, now=now).der
+
+    @property
+    def issuer(self) -> str:
+        """The OpenID Connect issuer: the public URL without a trailing slash."""
+        return self.settings.public_url.rstrip("/")
 
     @property
     def origin(self) -> str:

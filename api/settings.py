@@ -106,6 +106,15 @@ class WebEidSettings(_Section):
     )
 
 
+class OidcSettings(_Section):
+    sso_minutes: int = Field(
+        15,
+        ge=0,
+        le=24 * 60,
+        description="How long a login is reused for another service without a new approval.",
+    )
+
+
 class LimitSettings(_Section):
     protocol_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest OCSP or time-stamp request body accepted."
@@ -144,6 +153,7 @@ class Settings(BaseSettings):
     crl: CrlSettings = Field(default_factory=CrlSettings, description="CRL publication.")
     tsa: TsaSettings = Field(default_factory=TsaSettings, description="Time-stamping authority.")
     web_eid: WebEidSettings = Field(default_factory=WebEidSettings, description="Web eID card login.")
+    oidc: OidcSettings = Field(default_factory=OidcSettings, description="OpenID Connect provider.")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Request limits.")
 
     @model_validator(mode="after")

@@ -181,6 +181,7 @@ def open_session(session: Session, identity: AuthenticatedIdentity, *, now: date
     token = _secrets.token()
     session.add(
         LoginSession(
+            public_id=_secrets.public_id("s"),
             token_hash=_secrets.digest(token),
             citizen_id=identity.citizen_id,
             method=identity.method,

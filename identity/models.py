@@ -127,8 +127,10 @@ class LoginSession(SQLModel, table=True):
     """A citizen logged in to this service (the portal, and later OpenID Connect)."""
 
     __tablename__ = "login_session"
+    __table_args__ = (UniqueConstraint("public_id", name="uq_login_session_public_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    public_id: str | None = Field(default=None, max_length=40, description="OpenID Connect 'sid'")
     token_hash: str = Field(max_length=64, unique=True)
     citizen_id: int = Field(foreign_key="citizen.id", index=True)
     method: str = Field(max_length=16)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from datetime import timedelta
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
@@ -22,7 +21,9 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from fastapi import Response
 from sqlmodel import Session
 
-from identity.oauth import clients, tokens
+from identity.oauth import clients, jws, provider, tokens
+from identity.oauth.grants import REFRESH_LIFETIME
+from keys.keystore import KeyStore
 
 ACCESS_TOKEN_SECONDS = int(tokens.ACCESS_TOKEN_LIFETIME.total_seconds())
 # The database session of the request being handled (each request runs in its own context).
@@ -84,8 +85,11 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
 class OAuthServer(AuthorizationServer):  # type: ignore[misc]
     """Our authorization server: client lookup and token storage in the database."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, issuer: str, keystore: KeyStore, keys: Callable[[], dict[str, jws.SigningKey]]
+    ) -> None:
         super().__init__(scopes_supported=list(clients.SCOPES))
+        self.issuer = issuer
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -95,6 +99,14 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             ),
         )
         self.register_grant(ClientCredentials)
+        self.register_grant(
+            provider.CodeGrant,
+            [
+                provider.S256Only(required=True),
+                provider.OpenIDConnect(issuer=issuer, keystore=keystore, keys=keys),
+            ],
+        )
+        self.register_grant(provider.RefreshGrant)
 
     def query_client(self, client_id: str) -> clients.Client | None:
         # Authlib calls this without the request; the request's session is in a context var.
@@ -102,12 +114,15 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
         user = request.user
+        code = getattr(request, "authorization_code", None)
+        grant_id = code.row.grant_id if code is not None else getattr(request, "grant_id", None)
         tokens.store(
             request.db,
             token,
             client_id=request.client.get_client_id(),
-            citizen_id=getattr(user, "id", None),
-            refresh_lifetime=timedelta(days=30) if token.get("refresh_token") else None,
+            citizen_id=getattr(user, "citizen_id", None),
+            grant_id=grant_id,
+            refresh_lifetime=REFRESH_LIFETIME if token.get("refresh_token") else None,
         )
         request.db.commit()
 

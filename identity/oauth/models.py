@@ -44,3 +44,55 @@ class OAuthToken(SQLModel, table=True):
     refresh_expires_at: datetime | None = None
     revoked_at: datetime | None = None
     refreshed_at: datetime | None = Field(default=None, description="Set when rotated away (single use)")
+
+
+class AuthorizationRequest(SQLModel, table=True):
+    """An authorization request parked while the citizen logs in or consents."""
+
+    __tablename__ = "oauth_authorization_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=40, unique=True)
+    client_id: str = Field(max_length=64)
+    params_json: str = Field(description="The request's parameters as a list of pairs")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    completed_at: datetime | None = None
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """An authorization code: lives at most 60 s, used once (atomic consume)."""
+
+    __tablename__ = "oauth_authorization_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    client_id: str = Field(max_length=64, index=True)
+    citizen_id: int = Field(foreign_key="citizen.id")
+    redirect_uri: str = Field(max_length=2000)
+    scope: str = Field(default="", max_length=500)
+    nonce: str | None = Field(default=None, max_length=512)
+    code_challenge: str | None = Field(default=None, max_length=128)
+    code_challenge_method: str | None = Field(default=None, max_length=8)
+    claims_json: str | None = Field(default=None, description="The 'claims' request parameter")
+    auth_time: datetime
+    acr: str = Field(max_length=16)
+    amr: str = Field(max_length=64)
+    sid: str = Field(max_length=40)
+    grant_id: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class Consent(SQLModel, table=True):
+    """A citizen's remembered permission for a client to receive some scopes."""
+
+    __tablename__ = "oauth_consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    citizen_id: int = Field(foreign_key="citizen.id", index=True)
+    client_id: str = Field(max_length=64, index=True)
+    scope: str = Field(max_length=500)
+    granted_at: datetime = Field(default_factory=utcnow)
+    withdrawn_at: datetime | None = None

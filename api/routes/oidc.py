@@ -1,0 +1,418 @@
+"""OpenID Connect: discovery, JWKS, authorization, userinfo.
+
+The authorization endpoint first checks the client and the redirect URI itself: when
+either is wrong, the citizen sees an error page and nothing is redirected. Everything
+else is Authlib's validation; its errors go back to the client's redirect URI with
+``state`` and ``iss``. When the citizen must log in or consent, the request is parked in
+the database and resumed afterwards, on whichever instance the browser reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import jwt
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlmodel import Session
+
+from identity import authentication
+from identity.authentication import AuthenticatedIdentity
+from identity.oauth import claims, clients, grants, parked
+from identity.oauth.grants import Owner
+from identity.oauth.models import AuthorizationRequest
+from identity.oauth.tokens import InvalidToken, check_bearer
+from keys.models import utcnow
+
+from .. import cookies
+from ..deps import get_services
+from ..oauth.server import Request as OAuthRequest
+from ..pages import render
+from ..services import Services
+from .oauth import form_pairs
+
+router = APIRouter(tags=["OAuth 2.0 and OpenID Connect"])
+ServicesDep = Annotated[Services, Depends(get_services)]
+FormDep = Annotated[list[tuple[str, str]], Depends(form_pairs)]
+UNSUPPORTED = {"request": "request_not_supported", "request_uri": "request_uri_not_supported"}
+
+
+# Discovery and keys.
+
+
+def metadata(services: Services) -> dict[str, Any]:
+    base = services.issuer
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/oauth/jwks",
+        "scopes_supported": ["openid", "profile", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "sid",
+            "at_hash",
+            *claims.PROFILE_CLAIMS,
+        ],
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "acr_values_supported": list(claims.ACR_ORDER),
+        "ui_locales_supported": ["et", "en"],
+        "claims_locales_supported": ["et", "en"],
+        "display_values_supported": ["page", "popup", "touch"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID Connect Discovery")
+def openid_configuration(services: ServicesDep) -> JSONResponse:
+    return JSONResponse(metadata(services), headers={"Cache-Control": "max-age=300, public"})
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+def oauth_metadata(services: ServicesDep) -> JSONResponse:
+    return JSONResponse(metadata(services), headers={"Cache-Control": "max-age=300, public"})
+
+
+@router.get("/oauth/jwks", summary="Public keys that sign tokens (JWKS)")
+def jwks(services: ServicesDep) -> JSONResponse:
+    keys = [key.jwk for key in services.signing_keys.values()]
+    return JSONResponse({"keys": keys}, headers={"Cache-Control": "max-age=300, public"})
+
+
+# Authorization.
+
+
+def _error_page(services: Services, title: str, detail: str, status: int = 400) -> HTMLResponse:
+    return render("error.html", {"title": title, "detail": detail}, status=status)
+
+
+def _redirect_error(
+    services: Services, redirect_uri: str, error: str, description: str, state: str | None
+) -> Response:
+    params = {"error": error, "error_description": description, "iss": services.issuer}
+    if state is not None:
+        params["state"] = state
+    separator = "&" if "?" in redirect_uri else "?"
+    return RedirectResponse(redirect_uri + separator + urlencode(params), status_code=303)
+
+
+def _usable_identity(
+    db: Session,
+    services: Services,
+    request: Request,
+    data: dict[str, str],
+    since: AuthorizationRequest | None,
+) -> AuthenticatedIdentity | None:
+    """The browser's login, if it is fresh and strong enough for this request."""
+    identity = authentication.session_identity(db, request.cookies.get(cookies.SESSION))
+    if identity is None:
+        return None
+    now = utcnow()
+    age = now - identity.auth_time
+    if age > timedelta(minutes=services.settings.oidc.sso_minutes):
+        return None
+    max_age = data.get("max_age")
+    if max_age is not None and max_age.isdigit() and age > timedelta(seconds=int(max_age)):
+        return None
+    if not claims.satisfies(identity.acr, data.get("acr_values", "").split()):
+        return None
+    if "login" in data.get("prompt", "").split() and (since is None or identity.auth_time < since.created_at):
+        return None
+    hint = data.get("id_token_hint")
+    if hint and _hint_subject(services, hint) != identity.personal_code.subject:
+        return None
+    return identity
+
+
+def _hint_subject(services: Services, hint: str) -> str | None:
+    """``sub`` of an ID token we issued (expired ones too), or None."""
+    try:
+        kid = jwt.get_unverified_header(hint).get("kid")
+        key = next(k for k in services.signing_keys.values() if k.kid == kid)
+        verified = jwt.decode(
+            hint,
+            jwt.PyJWK(key.jwk).key,
+            algorithms=[key.alg],
+            options={"verify_exp": False, "verify_aud": False},
+            issuer=services.issuer,
+        )
+    except (jwt.PyJWTError, StopIteration, ValueError):
+        return None
+    sub = verified.get("sub")
+    return sub if isinstance(sub, str) else None
+
+
+def _owner(db: Session, identity: AuthenticatedIdentity, request: Request) -> Owner:
+    from sqlmodel import select
+
+    from identity import _secrets
+    from identity.models import LoginSession
+
+    token = request.cookies.get(cookies.SESSION) or ""
+    row = db.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
+    return Owner(
+        citizen_id=identity.citizen_id,
+        sid=(row.public_id if row and row.public_id else "unknown"),
+        auth_time=identity.auth_time,
+        acr=identity.acr,
+        amr=identity.amr,
+    )
+
+
+def authorize_pairs(
+    request: Request,
+    services: Services,
+    pairs: list[tuple[str, str]],
+    *,
+    since: AuthorizationRequest | None,
+    posted: bool,
+) -> Response:
+    with services.session() as db:
+        oreq = OAuthRequest(
+            method="GET",
+            uri=services.issuer + "/oauth/authorize",
+            headers=request.headers,
+            query=pairs,
+            form=[],
+            db=db,
+        )
+        data = oreq.payload.data
+        client = clients.find(db, data.get("client_id"))
+        if client is None:
+            return _error_page(
+                services, "Unknown service", "The service that sent you here is not registered with us."
+            )
+        redirect_uri = data.get("redirect_uri")
+        if redirect_uri is None:
+            redirect_uri = client.get_default_redirect_uri()
+            if redirect_uri is None:
+                return _error_page(
+                    services, "Invalid request", "The service did not say where to send you back."
+                )
+        elif not client.check_redirect_uri(redirect_uri):
+            return _error_page(
+                services, "Invalid request", "The return address does not match the service's registration."
+            )
+        state = data.get("state")
+        for name, error in UNSUPPORTED.items():
+            if name in data:
+                return _redirect_error(
+                    services, redirect_uri, error, f"the '{name}' parameter is not supported", state
+                )
+        if "claims" in data:
+            try:
+                requested = json.loads(data["claims"])
+                if not isinstance(requested, dict):
+                    raise ValueError
+            except ValueError:
+                return _redirect_error(
+                    services, redirect_uri, "invalid_request", "claims must be a JSON object", state
+                )
+        identity = _usable_identity(db, services, request, data, since)
+        owner = _owner(db, identity, request) if identity else None
+        try:
+            grant = services.oauth.get_consent_grant(oreq, end_user=owner)
+        except OAuth2Error as error:
+            return _redirect_error(
+                services, redirect_uri, error.error, error.description or error.error, state
+            )
+        if owner is None:
+            parked_request = since or parked.park(db, client.client_id, pairs)
+            return RedirectResponse(f"/login?request={parked_request.public_id}", status_code=303)
+        scope = client.get_allowed_scope(data.get("scope", ""))
+        if not client.row.first_party and not grants.has_consent(
+            db, owner.citizen_id, client.client_id, scope
+        ):
+            if "none" in data.get("prompt", "").split():
+                return _redirect_error(
+                    services, redirect_uri, "consent_required", "the citizen has not consented", state
+                )
+            parked_request = since or parked.park(db, client.client_id, pairs)
+            return RedirectResponse(f"/consent?request={parked_request.public_id}", status_code=303)
+        if since is not None and not parked.complete(db, since):
+            return _error_page(
+                services, "Already done", "This login was already completed. Start again from the service."
+            )
+        oreq.requested_claims = json.loads(data["claims"]) if "claims" in data else None
+        response: Response = services.oauth.create_authorization_response(oreq, grant_user=owner, grant=grant)
+        location = response.headers.get("location")
+        if location:  # RFC 9207: say who we are in every authorization response
+            response.headers["location"] = (
+                location + ("&" if "?" in location else "?") + urlencode({"iss": services.issuer})
+            )
+        if posted or since is not None:
+            response.status_code = 303
+        return response
+
+
+@router.get("/oauth/authorize", summary="Authorization endpoint (GET)", response_class=HTMLResponse)
+def authorize_get(request: Request, services: ServicesDep) -> Response:
+    return authorize_pairs(
+        request, services, list(request.query_params.multi_items()), since=None, posted=False
+    )
+
+
+@router.post("/oauth/authorize", summary="Authorization endpoint (POST)", response_class=HTMLResponse)
+def authorize_post(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    return authorize_pairs(request, services, form, since=None, posted=True)
+
+
+@router.get(
+    "/oauth/authorize/resume", summary="Continue a parked authorization request", response_class=HTMLResponse
+)
+def authorize_resume(
+    request: Request, services: ServicesDep, request_id: Annotated[str, "request"] = ""
+) -> Response:
+    rid = request.query_params.get("request")
+    with services.session() as db:
+        row = parked.find(db, rid)
+    if row is None:
+        return _error_page(
+            services, "Login expired", "This login has expired or was already completed. Start again."
+        )
+    return authorize_pairs(request, services, parked.params(row), since=row, posted=False)
+
+
+# Consent.
+
+
+@router.get("/consent", summary="What the service will receive", response_class=HTMLResponse)
+def consent_page(request: Request, services: ServicesDep) -> Response:
+    with services.session() as db:
+        row = parked.find(db, request.query_params.get("request"))
+        if row is None:
+            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+        client = clients.find(db, row.client_id)
+        assert client is not None
+        scope = client.get_allowed_scope(dict(parked.params(row)).get("scope", ""))
+    return render(
+        "consent.html",
+        {"client_name": client.row.name, "scopes": scope.split(), "request_id": row.public_id},
+    )
+
+
+@router.post("/consent", summary="Allow or deny", response_class=HTMLResponse)
+def consent_decide(
+    request: Request,
+    services: ServicesDep,
+    request_id: Annotated[str, Form(alias="request", max_length=40)],
+    decision: Annotated[str, Form(max_length=10)],
+) -> Response:
+    with services.session() as db:
+        row = parked.find(db, request_id)
+        identity = authentication.session_identity(db, request.cookies.get(cookies.SESSION))
+        if row is None or identity is None:
+            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+        data = dict(parked.params(row))
+        client = clients.find(db, row.client_id)
+        assert client is not None
+        redirect_uri = data.get("redirect_uri") or client.get_default_redirect_uri() or ""
+        if decision != "allow":
+            parked.complete(db, row)
+            return _redirect_error(
+                services, redirect_uri, "access_denied", "the citizen did not allow it", data.get("state")
+            )
+        grants.give_consent(
+            db, identity.citizen_id, client.client_id, client.get_allowed_scope(data.get("scope", ""))
+        )
+    return RedirectResponse(f"/oauth/authorize/resume?request={row.public_id}", status_code=303)
+
+
+# Login page (the flows themselves are the /api/v1/auth endpoints).
+
+
+@router.get("/login", summary="Log in", response_class=HTMLResponse)
+def login_page(request: Request, services: ServicesDep) -> Response:
+    with services.session() as db:
+        row = parked.find(db, request.query_params.get("request"))
+        if row is None:
+            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+        data = dict(parked.params(row))
+        client = clients.find(db, row.client_id)
+        assert client is not None
+    wanted = data.get("acr_values", "").split()
+    methods = [m for m, acr in (("app", "substantial"), ("card", "high")) if claims.satisfies(acr, wanted)]
+    hint = data.get("login_hint", "")
+    hint = hint.removeprefix("EE") if hint.startswith("EE") else hint
+    return render(
+        "login.html",
+        {
+            "client_name": client.row.name,
+            "request_id": row.public_id,
+            "login_hint": hint if hint.isdigit() and len(hint) == 11 else "",
+            "methods": methods,
+            "locale": "et" if data.get("ui_locales", "").split()[:1] == ["et"] else "en",
+        },
+    )
+
+
+# UserInfo.
+
+
+def _userinfo(services: Services, authorization: str | None) -> Response:
+    with services.session() as db:
+        try:
+            info = check_bearer(db, authorization, scope="openid")
+        except InvalidToken as exc:
+            return JSONResponse(
+                {"error": "invalid_token", "error_description": str(exc)},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if info.citizen_id is None:
+            return JSONResponse(
+                {"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        citizen = grants.citizen_of(db, info.citizen_id)
+        body = claims.user_claims(citizen, " ".join(info.scopes))
+        client = clients.find(db, info.client_id)
+    alg = client.metadata.get("userinfo_signed_response_alg") if client else None
+    if alg in services.signing_keys:
+        from identity.oauth import jws
+
+        now = int(time.time())
+        signed = jws.sign(
+            services.keystore,
+            services.signing_keys[alg],
+            body | {"iss": services.issuer, "aud": info.client_id, "iat": now, "exp": now + 300},
+        )
+        return Response(signed, media_type="application/jwt", headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/oauth/userinfo", summary="UserInfo (GET)")
+def userinfo_get(request: Request, services: ServicesDep) -> Response:
+    return _userinfo(services, request.headers.get("authorization"))
+
+
+@router.post("/oauth/userinfo", summary="UserInfo (POST; bearer in header or body)")
+def userinfo_post(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    authorization = request.headers.get("authorization")
+    body_token = dict(form).get("access_token")
+    if body_token and not authorization:
+        authorization = f"Bearer {body_token}"
+    return _userinfo(services, authorization)

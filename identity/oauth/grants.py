@@ -1,0 +1,206 @@
+"""What the OpenID Connect grants store and look up: codes, tokens, grants, consents.
+
+Single-use things are consumed with one conditional update whose row count is checked:
+a code (at most 60 s), a refresh token (rotated on every use). Reusing either revokes
+every token of its grant, as RFC 9700 asks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from keys.models import as_utc, utcnow
+
+from .. import _secrets
+from ..models import Citizen
+from .models import AuthorizationCode, Consent, OAuthToken
+
+CODE_LIFETIME = timedelta(seconds=60)
+REFRESH_LIFETIME = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Owner:
+    """The citizen a code or token acts for, with how and when they logged in."""
+
+    citizen_id: int
+    """Database id of the citizen."""
+    sid: str
+    """The login session (OpenID Connect ``sid``)."""
+    auth_time: datetime
+    """When the citizen authenticated."""
+    acr: str
+    """Level of assurance of that authentication."""
+    amr: tuple[str, ...]
+    """Methods of that authentication."""
+
+    def get_user_id(self) -> int:
+        return self.citizen_id
+
+
+class CodeRecord:
+    """An ``AuthorizationCode`` row with the accessors Authlib's grants call."""
+
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(as_utc(self.row.auth_time).timestamp())
+
+    def get_acr(self) -> str:
+        return self.row.acr
+
+    def get_amr(self) -> list[str]:
+        return self.row.amr.split()
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(
+            citizen_id=self.row.citizen_id,
+            sid=self.row.sid,
+            auth_time=as_utc(self.row.auth_time),
+            acr=self.row.acr,
+            amr=tuple(self.row.amr.split()),
+        )
+
+    @property
+    def requested_claims(self) -> dict[str, Any]:
+        return dict(json.loads(self.row.claims_json)) if self.row.claims_json else {}
+
+
+def save_code(
+    session: Session,
+    code: str,
+    *,
+    client_id: str,
+    owner: Owner,
+    redirect_uri: str,
+    scope: str,
+    nonce: str | None,
+    code_challenge: str | None,
+    code_challenge_method: str | None,
+    claims: dict[str, Any] | None,
+    now: datetime | None = None,
+) -> None:
+    when = now or utcnow()
+    session.add(
+        AuthorizationCode(
+            code_hash=_secrets.digest(code),
+            client_id=client_id,
+            citizen_id=owner.citizen_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            claims_json=json.dumps(claims) if claims else None,
+            auth_time=owner.auth_time,
+            acr=owner.acr,
+            amr=" ".join(owner.amr),
+            sid=owner.sid,
+            grant_id=_secrets.public_id("g"),
+            expires_at=when + CODE_LIFETIME,
+        )
+    )
+    session.commit()
+
+
+def consume_code(
+    session: Session, code: str, client_id: str, *, now: datetime | None = None
+) -> CodeRecord | None:
+    """Take a code once. A second use revokes everything issued from it and returns None."""
+    when = now or utcnow()
+    row = session.exec(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == _secrets.digest(code))
+    ).first()
+    if row is None or row.client_id != client_id:
+        return None
+    result = session.execute(
+        update(AuthorizationCode)
+        .where(col(AuthorizationCode.id) == row.id)
+        .where(col(AuthorizationCode.used_at).is_(None))
+        .where(col(AuthorizationCode.expires_at) > when)
+        .values(used_at=when)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        if row.used_at is not None or session.get(AuthorizationCode, row.id).used_at is not None:  # type: ignore[union-attr]
+            revoke_grant(session, row.grant_id, now=when)
+        return None
+    session.refresh(row)
+    return CodeRecord(row)
+
+
+def revoke_grant(session: Session, grant_id: str, *, now: datetime | None = None) -> int:
+    """Revoke every token of a grant; returns how many."""
+    result = session.execute(
+        update(OAuthToken)
+        .where(col(OAuthToken.grant_id) == grant_id)
+        .where(col(OAuthToken.revoked_at).is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def find_refresh_token(session: Session, value: str) -> OAuthToken | None:
+    return session.exec(
+        select(OAuthToken).where(OAuthToken.refresh_token_hash == _secrets.digest(value))
+    ).first()
+
+
+def rotate_refresh_token(session: Session, row: OAuthToken, *, now: datetime | None = None) -> bool:
+    """Mark a refresh token used; False (and the grant revoked) if someone used it first."""
+    when = now or utcnow()
+    result = session.execute(
+        update(OAuthToken)
+        .where(col(OAuthToken.id) == row.id)
+        .where(col(OAuthToken.refreshed_at).is_(None))
+        .values(refreshed_at=when)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        revoke_grant(session, row.grant_id, now=when)
+        return False
+    return True
+
+
+def has_consent(session: Session, citizen_id: int, client_id: str, scope: str) -> bool:
+    wanted = set(scope.split())
+    for consent in session.exec(
+        select(Consent)
+        .where(Consent.citizen_id == citizen_id)
+        .where(Consent.client_id == client_id)
+        .where(col(Consent.withdrawn_at).is_(None))
+    ):
+        if wanted <= set(consent.scope.split()):
+            return True
+    return False
+
+
+def give_consent(session: Session, citizen_id: int, client_id: str, scope: str) -> None:
+    session.add(Consent(citizen_id=citizen_id, client_id=client_id, scope=scope))
+    session.commit()
+
+
+def citizen_of(session: Session, owner: Owner | int) -> Citizen:
+    citizen = session.get(Citizen, owner if isinstance(owner, int) else owner.citizen_id)
+    assert citizen is not None
+    return citizen

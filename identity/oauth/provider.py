@@ -1,0 +1,168 @@
+"""Authlib grants and extensions, customised by subclassing (never copied).
+
+- ``CodeGrant``: authorization code flow; codes live 60 s and are consumed atomically;
+  PKCE is S256 only and required for public clients.
+- ``OpenIDConnect``: ID tokens signed in the key store (RS256 by default, ES256 when the
+  client registered it), with ``nonce`` only when sent, ``auth_time``, ``acr``, ``amr``,
+  ``sid`` and ``at_hash``.
+- ``RefreshGrant``: refresh tokens rotate on every use; reuse revokes the whole grant.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode
+from sqlmodel import Session
+
+from keys.keystore import KeyStore
+from keys.models import as_utc, utcnow
+
+from . import claims, jws
+from . import grants as store
+from .grants import CodeRecord, Owner
+from .models import OAuthToken
+
+ID_TOKEN_LIFETIME = 600
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only (``plain`` is refused); required for public clients."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        if request.client.is_public and not request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge with S256) is required for public clients")
+        if request.payload.data.get("code_challenge") and not request.payload.data.get(
+            "code_challenge_method"
+        ):
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        data = request.payload.data
+        requested_claims = getattr(request, "requested_claims", None)
+        store.save_code(
+            request.db,
+            code,
+            client_id=request.client.get_client_id(),
+            owner=request.user,
+            redirect_uri=data.get("redirect_uri") or "",
+            scope=request.client.get_allowed_scope(data.get("scope", "")),
+            nonce=data.get("nonce") or None,
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            claims=requested_claims,
+        )
+
+    def query_authorization_code(self, code: str, client: Any) -> CodeRecord | None:
+        return store.consume_code(self.request.db, code, client.get_client_id())
+
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
+        """Already consumed when it was looked up."""
+
+    def authenticate_user(self, authorization_code: CodeRecord) -> Owner:
+        return authorization_code.owner
+
+
+class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
+    """ID tokens made by us and signed in the key store."""
+
+    def __init__(
+        self, *, issuer: str, keystore: KeyStore, keys: Callable[[], dict[str, jws.SigningKey]]
+    ) -> None:
+        super().__init__(require_nonce=False)
+        self.issuer = issuer
+        self.keystore = keystore
+        self.keys = keys
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        return False  # nonces protect the client; it checks them in the ID token
+
+    def generate_user_info(self, user: Owner, scope: str) -> dict[str, Any]:
+        raise NotImplementedError("claims are built in encode_id_token")
+
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
+        code: CodeRecord = request.authorization_code
+        owner = code.owner
+        client = request.client
+        session: Session = request.db
+        citizen = store.citizen_of(session, owner)
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client.get_client_id(),
+            "iat": now,
+            "exp": now + ID_TOKEN_LIFETIME,
+            "auth_time": int(owner.auth_time.timestamp()),
+            "acr": owner.acr,
+            "amr": list(owner.amr),
+            "sid": owner.sid,
+        }
+        if code.get_nonce():
+            body["nonce"] = code.get_nonce()
+        if token.get("access_token"):
+            body["at_hash"] = jws.half_hash(token["access_token"])
+        id_token_claims = code.requested_claims.get("id_token") or {}
+        body.update(claims.user_claims(citizen, token.get("scope", ""), id_token_claims))
+        alg = client.metadata.get("id_token_signed_response_alg", "RS256")
+        return jws.sign(self.keystore, self.keys()[alg], body)
+
+
+class TokenRecord:
+    """An ``OAuthToken`` row as Authlib's refresh grant wants it."""
+
+    def __init__(self, row: OAuthToken) -> None:
+        self.row = row
+
+    def check_client(self, client: Any) -> bool:
+        return bool(self.row.client_id == client.get_client_id())
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
+
+    def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
+        row = store.find_refresh_token(self.request.db, refresh_token)
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.refreshed_at is not None:  # a rotated token came back: someone has a copy
+            store.revoke_grant(self.request.db, row.grant_id)
+            return None
+        if row.refresh_expires_at is not None and as_utc(row.refresh_expires_at) <= utcnow():
+            return None
+        return TokenRecord(row)
+
+    def authenticate_user(self, refresh_token: TokenRecord) -> _CitizenRef:
+        # Rotate first, atomically: of two concurrent uses, one wins and the grant dies.
+        if not store.rotate_refresh_token(self.request.db, refresh_token.row):
+            raise InvalidGrantError("the refresh token was already used; the grant is revoked")
+        self.request.grant_id = refresh_token.row.grant_id
+        return _CitizenRef(refresh_token.row.citizen_id)
+
+    def revoke_old_credential(self, refresh_token: TokenRecord) -> None:
+        """Rotated in ``authenticate_user`` already."""
+
+
+class _CitizenRef:
+    def __init__(self, citizen_id: int | None) -> None:
+        self.citizen_id = citizen_id
+
+    def get_user_id(self) -> int | None:
+        return self.citizen_id
