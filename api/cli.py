@@ -473,6 +473,18 @@ def client() -> None:
 )
 @click.option("--backchannel-logout-uri", default=None, help="Where back-channel logout tokens are sent.")
 @click.option("--first-party", is_flag=True, help="Pre-approved government service: no consent page.")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JWKS file: the client authenticates with private_key_jwt.",
+)
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(["RS256", "ES256"]),
+    default=None,
+    help="ID token signature algorithm.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
 def client_add(
@@ -483,6 +495,8 @@ def client_add(
     post_logout: tuple[str, ...],
     backchannel_logout_uri: str | None,
     first_party: bool,
+    jwks_file: str | None,
+    id_token_alg: str | None,
     as_json: bool,
 ) -> None:
     """Register a client; prints client_id and client_secret (shown once).
@@ -498,6 +512,16 @@ def client_add(
     if backchannel_logout_uri:
         extra["backchannel_logout_uri"] = backchannel_logout_uri
         extra["backchannel_logout_session_required"] = True
+    if jwks_file:
+        from pathlib import Path
+
+        try:
+            extra["jwks"] = json.loads(Path(jwks_file).read_text())
+        except ValueError:
+            _fail(f"{jwks_file} is not JSON")
+        extra["token_endpoint_auth_method"] = "private_key_jwt"
+    if id_token_alg:
+        extra["id_token_signed_response_alg"] = id_token_alg
     with _session() as (_settings_, session, _keystore):
         created = clients.register(
             session,

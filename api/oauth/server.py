@@ -12,15 +12,21 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from fastapi import Response
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from identity.models import UsedTokenId
 from identity.oauth import clients, jws, provider, tokens
 from identity.oauth.grants import REFRESH_LIFETIME
 from keys.keystore import KeyStore
@@ -79,7 +85,42 @@ class Request(OAuth2Request):  # type: ignore[misc]
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     """Service clients (the admin API) authenticate with their secret; no refresh tokens."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    """``private_key_jwt``: a JWT signed with a key from the client's registered ``jwks``.
+
+    Keys come only from the registration, never from the assertion's header (``jwk``,
+    ``jku``, ``x5u``). The audience is our issuer (or the token endpoint), each ``jti``
+    is accepted once.
+    """
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, issuer: str) -> None:
+        super().__init__(validate_jti=True, leeway=60)
+        self.issuer = issuer
+
+    def get_audiences(self) -> list[str]:
+        return [self.issuer, self.issuer + "/oauth/token"]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        db = _current_db.get()
+        expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC) + timedelta(minutes=5)
+        db.add(UsedTokenId(jti=f"pkjwt:{claims['sub']}:{jti}"[:128], expires_at=expires))
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()
+            return False
+        return True
+
+    def resolve_client_public_key(self, client: Any) -> Any:
+        jwks = client.metadata.get("jwks")
+        if not isinstance(jwks, dict):
+            raise InvalidClientError(description="the client registered no jwks for private_key_jwt")
+        return KeySet.import_key_set(jwks)
 
 
 class OAuthServer(AuthorizationServer):  # type: ignore[misc]
@@ -98,6 +139,7 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
                 expires_generator=lambda client, grant_type: ACCESS_TOKEN_SECONDS,
             ),
         )
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(issuer))
         self.register_grant(ClientCredentials)
         self.register_grant(
             provider.CodeGrant,
@@ -107,6 +149,12 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             ],
         )
         self.register_grant(provider.RefreshGrant)
+        self.register_endpoint(provider.Revocation)
+        self.register_endpoint(provider.Introspection)
+
+    def current_db(self) -> Session:
+        """The database session of the request being handled."""
+        return _current_db.get()
 
     def query_client(self, client_id: str) -> clients.Client | None:
         # Authlib calls this without the request; the request's session is in a context var.

@@ -63,3 +63,31 @@ def token(
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+_FORM_BODY = {
+    "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}
+}
+
+
+@router.post("/oauth/revoke", summary="Token revocation (RFC 7009)", openapi_extra=_FORM_BODY)
+def revoke(
+    request: Request, services: ServicesDep, form: Annotated[list[tuple[str, str]], Depends(form_pairs)]
+) -> Response:
+    with services.session() as session:
+        response: Response = services.oauth.create_endpoint_response(
+            "revocation", oauth_request(request, services, form, session)
+        )
+    return response
+
+
+@router.post("/oauth/introspect", summary="Token introspection (RFC 7662)", openapi_extra=_FORM_BODY)
+def introspect(
+    request: Request, services: ServicesDep, form: Annotated[list[tuple[str, str]], Depends(form_pairs)]
+) -> Response:
+    with services.session() as session:
+        response: Response = services.oauth.create_endpoint_response(
+            "introspection", oauth_request(request, services, form, session)
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return response

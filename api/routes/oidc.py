@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from identity import authentication
 from identity.authentication import AuthenticatedIdentity
-from identity.oauth import claims, clients, grants, parked
+from identity.oauth import claims, clients, grants, logout, parked
 from identity.oauth.grants import Owner
 from identity.oauth.models import AuthorizationRequest
 from identity.oauth.tokens import InvalidToken, check_bearer
@@ -52,6 +52,11 @@ def metadata(services: Services) -> dict[str, Any]:
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "end_session_endpoint": f"{base}/oauth/logout",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "introspection_endpoint": f"{base}/oauth/introspect",
         "jwks_uri": f"{base}/oauth/jwks",
         "scopes_supported": ["openid", "profile", "offline_access"],
         "response_types_supported": ["code"],
@@ -59,7 +64,13 @@ def metadata(services: Services) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none",
+        ],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256", "ES384"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub",
@@ -150,18 +161,7 @@ def _usable_identity(
 
 def _hint_subject(services: Services, hint: str) -> str | None:
     """``sub`` of an ID token we issued (expired ones too), or None."""
-    try:
-        kid = jwt.get_unverified_header(hint).get("kid")
-        key = next(k for k in services.signing_keys.values() if k.kid == kid)
-        verified = jwt.decode(
-            hint,
-            jwt.PyJWK(key.jwk).key,
-            algorithms=[key.alg],
-            options={"verify_exp": False, "verify_aud": False},
-            issuer=services.issuer,
-        )
-    except (jwt.PyJWTError, StopIteration, ValueError):
-        return None
+    verified = _hint_claims(services, hint) or {}
     sub = verified.get("sub")
     return sub if isinstance(sub, str) else None
 
@@ -416,3 +416,101 @@ def userinfo_post(request: Request, services: ServicesDep, form: FormDep) -> Res
     if body_token and not authorization:
         authorization = f"Bearer {body_token}"
     return _userinfo(services, authorization)
+
+
+# Logout.
+
+
+def _end_session(request: Request, services: Services, pairs: list[tuple[str, str]]) -> Response:
+    data = dict(pairs)
+    hint = data.get("id_token_hint")
+    with services.session() as db:
+        hint_claims = _hint_claims(services, hint) if hint else None
+        if hint and hint_claims is None:
+            return _error_page(services, "Logout failed", "The service sent an ID token we did not issue.")
+        client_id = data.get("client_id") or (hint_claims or {}).get("aud")
+        if isinstance(client_id, list):
+            client_id = client_id[0] if client_id else None
+        client = clients.find(db, client_id) if isinstance(client_id, str) else None
+        if hint_claims is not None and data.get("client_id") and hint_claims.get("aud") != data["client_id"]:
+            return _error_page(services, "Logout failed", "The ID token was issued to another service.")
+        target = data.get("post_logout_redirect_uri")
+        if target is not None and (client is None or not logout.post_logout_allowed(client, target)):
+            return _error_page(
+                services, "Logout failed", "The address to return to is not registered for this service."
+            )
+        token = request.cookies.get(cookies.SESSION)
+        identity = authentication.session_identity(db, token)
+        if identity is not None and (
+            hint_claims is None or hint_claims.get("sub") == identity.personal_code.subject
+        ):
+            row = _session_row(db, token)
+            if row is not None and row.public_id:
+                for notice in logout.notices(
+                    db,
+                    sid=row.public_id,
+                    subject=identity.personal_code.subject,
+                    issuer=services.issuer,
+                    keystore=services.keystore,
+                    key=services.signing_keys["RS256"],
+                ):
+                    _deliver(notice)
+            authentication.end_session(db, token)
+    if target is not None:
+        state = data.get("state")
+        location = target + (("&" if "?" in target else "?") + urlencode({"state": state}) if state else "")
+        response: Response = RedirectResponse(location, status_code=303)
+    else:
+        response = render("logged_out.html", {})
+    cookies.clear_session(response)
+    return response
+
+
+def _session_row(db: Session, token: str | None) -> Any:
+    from sqlmodel import select
+
+    from identity import _secrets
+    from identity.models import LoginSession
+
+    if not token:
+        return None
+    return db.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
+
+
+def _hint_claims(services: Services, hint: str) -> dict[str, Any] | None:
+    try:
+        kid = jwt.get_unverified_header(hint).get("kid")
+        key = next(k for k in services.signing_keys.values() if k.kid == kid)
+        return dict(
+            jwt.decode(
+                hint,
+                jwt.PyJWK(key.jwk).key,
+                algorithms=[key.alg],
+                options={"verify_exp": False, "verify_aud": False},
+                issuer=services.issuer,
+            )
+        )
+    except (jwt.PyJWTError, StopIteration, ValueError):
+        return None
+
+
+def _deliver(notice: logout.LogoutNotice) -> None:
+    """POST the logout token; a client that does not answer is logged and skipped."""
+    import logging
+
+    import httpx
+
+    try:
+        httpx.post(notice.uri, data={"logout_token": notice.logout_token}, timeout=3, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        logging.getLogger("eid.oidc").warning("back-channel logout to %s failed: %s", notice.client_id, exc)
+
+
+@router.get("/oauth/logout", summary="RP-initiated logout (GET)", response_class=HTMLResponse)
+def end_session_get(request: Request, services: ServicesDep) -> Response:
+    return _end_session(request, services, list(request.query_params.multi_items()))
+
+
+@router.post("/oauth/logout", summary="RP-initiated logout (POST)", response_class=HTMLResponse)
+def end_session_post(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    return _end_session(request, services, form)

@@ -160,6 +160,16 @@ def revoke_grant(session: Session, grant_id: str, *, now: datetime | None = None
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def find_token(session: Session, value: str, kind: str) -> OAuthToken | None:
+    column = OAuthToken.refresh_token_hash if kind == "refresh_token" else OAuthToken.access_token_hash
+    return session.exec(select(OAuthToken).where(column == _secrets.digest(value))).first()
+
+
+def revoke_token(session: Session, row: OAuthToken, *, now: datetime | None = None) -> None:
+    session.execute(update(OAuthToken).where(col(OAuthToken.id) == row.id).values(revoked_at=now or utcnow()))
+    session.commit()
+
+
 def find_refresh_token(session: Session, value: str) -> OAuthToken | None:
     return session.exec(
         select(OAuthToken).where(OAuthToken.refresh_token_hash == _secrets.digest(value))

@@ -16,7 +16,9 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core.grants import OpenIDCode
 from sqlmodel import Session
 
@@ -166,3 +168,83 @@ class _CitizenRef:
 
     def get_user_id(self) -> int | None:
         return self.citizen_id
+
+
+class IssuedToken:
+    """A token row found by either of its values, for revocation and introspection."""
+
+    def __init__(self, row: OAuthToken, kind: str) -> None:
+        self.row = row
+        self.kind = kind
+
+    def check_client(self, client: Any) -> bool:
+        return bool(self.row.client_id == client.get_client_id())
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def is_revoked(self) -> bool:
+        return self.row.revoked_at is not None or (
+            self.kind == "refresh_token" and self.row.refreshed_at is not None
+        )
+
+    def is_expired(self) -> bool:
+        expires = self.row.access_expires_at if self.kind == "access_token" else self.row.refresh_expires_at
+        return expires is not None and as_utc(expires) <= utcnow()
+
+
+def _find_token(db: Session, value: str, hint: str | None) -> IssuedToken | None:
+    kinds = (
+        ["refresh_token", "access_token"] if hint == "refresh_token" else ["access_token", "refresh_token"]
+    )
+    for kind in kinds:
+        row = store.find_token(db, value, kind)
+        if row is not None:
+            return IssuedToken(row, kind)
+    return None
+
+
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    """RFC 7009. Revoking a refresh token revokes its whole grant; an access token, its row."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        return _find_token(self.server.current_db(), token_string, token_type_hint)
+
+    def revoke_token(self, token: IssuedToken, request: Any) -> None:
+        db = request.db
+        if token.kind == "refresh_token":
+            store.revoke_grant(db, token.row.grant_id)
+        else:
+            store.revoke_token(db, token.row)
+
+
+class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+    """RFC 7662, for authenticated clients about their own tokens (or any, with ``admin``)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        return _find_token(self.server.current_db(), token_string, token_type_hint)
+
+    def check_permission(self, token: IssuedToken, client: Any, request: Any) -> bool:
+        return token.check_client(client) or "admin" in client.metadata.get("scope", "").split()
+
+    def introspect_token(self, token: IssuedToken) -> dict[str, Any]:
+        row = token.row
+        expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
+        body: dict[str, Any] = {
+            "active": True,
+            "client_id": row.client_id,
+            "scope": row.scope,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "iat": int(as_utc(row.issued_at).timestamp()),
+            "iss": self.server.issuer,
+        }
+        if expires is not None:
+            body["exp"] = int(as_utc(expires).timestamp())
+        if row.citizen_id is not None:
+            citizen = store.citizen_of(self.server.current_db(), row.citizen_id)
+            body["sub"] = claims.subject(citizen)
+        return body
