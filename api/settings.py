@@ -107,6 +107,9 @@ class WebEidSettings(_Section):
 
 
 class OidcSettings(_Section):
+    dynamic_registration: bool = Field(
+        True, description="Open dynamic client registration (RFC 7591); such clients always ask for consent."
+    )
     sso_minutes: int = Field(
         15,
         ge=0,

@@ -54,6 +54,7 @@ def metadata(services: Services) -> dict[str, Any]:
         "userinfo_endpoint": f"{base}/oauth/userinfo",
         "revocation_endpoint": f"{base}/oauth/revoke",
         "end_session_endpoint": f"{base}/oauth/logout",
+        "registration_endpoint": f"{base}/oauth/register",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "introspection_endpoint": f"{base}/oauth/introspect",
@@ -339,7 +340,8 @@ def consent_decide(
         grants.give_consent(
             db, identity.citizen_id, client.client_id, client.get_allowed_scope(data.get("scope", ""))
         )
-    return RedirectResponse(f"/oauth/authorize/resume?request={row.public_id}", status_code=303)
+        resume = f"/oauth/authorize/resume?request={row.public_id}"
+    return RedirectResponse(resume, status_code=303)
 
 
 # Login page (the flows themselves are the /api/v1/auth endpoints).
@@ -514,3 +516,79 @@ def end_session_get(request: Request, services: ServicesDep) -> Response:
 @router.post("/oauth/logout", summary="RP-initiated logout (POST)", response_class=HTMLResponse)
 def end_session_post(request: Request, services: ServicesDep, form: FormDep) -> Response:
     return _end_session(request, services, form)
+
+
+# Dynamic client registration (RFC 7591) and management (RFC 7592).
+
+
+async def json_body(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > 64 * 1024:
+        return None
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+JsonDep = Annotated[Any, Depends(json_body)]
+
+
+def _registration_response(
+    services: Services, request: Request, data: Any, endpoint: str, client_id: str | None
+) -> Response:
+    from authlib.oauth2.rfc6749.errors import OAuth2Error as _Error
+
+    from ..oauth import registration
+
+    if not services.settings.oidc.dynamic_registration:
+        return JSONResponse(
+            {"error": "access_denied", "error_description": "registration is closed"}, status_code=403
+        )
+    if request.method in ("POST", "PUT") and not isinstance(data, dict):
+        return JSONResponse(
+            {"error": "invalid_client_metadata", "error_description": "the body must be a JSON object"},
+            status_code=400,
+        )
+    registration.set_server_metadata(metadata(services))
+    with services.session() as db:
+        jreq = registration.JsonRequest(
+            method=request.method, uri=str(request.url), headers=request.headers, data=data or {}, db=db
+        )
+        jreq.client_id_in_path = client_id  # type: ignore[attr-defined]
+        handler = (
+            registration.Registration(services.oauth)
+            if endpoint == "register"
+            else registration.Configuration(services.oauth)
+        )
+        try:
+            status, body, headers = (
+                handler.create_registration_response(jreq)
+                if endpoint == "register"
+                else handler.create_configuration_response(jreq)
+            )
+        except _Error as error:
+            status, body, headers = error()
+        response = services.oauth.handle_response(status, body, headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/oauth/register", status_code=201, summary="Dynamic client registration (RFC 7591)")
+def register_client(request: Request, services: ServicesDep, data: JsonDep) -> Response:
+    return _registration_response(services, request, data, "register", None)
+
+
+@router.get("/oauth/register/{client_id}", summary="Read a registration (RFC 7592)")
+def read_client(client_id: str, request: Request, services: ServicesDep) -> Response:
+    return _registration_response(services, request, None, "configure", client_id)
+
+
+@router.put("/oauth/register/{client_id}", summary="Update a registration (RFC 7592)")
+def update_client(client_id: str, request: Request, services: ServicesDep, data: JsonDep) -> Response:
+    return _registration_response(services, request, data, "configure", client_id)
+
+
+@router.delete("/oauth/register/{client_id}", status_code=204, summary="Delete a registration (RFC 7592)")
+def delete_client(client_id: str, request: Request, services: ServicesDep) -> Response:
+    return _registration_response(services, request, None, "configure", client_id)
