@@ -539,3 +539,48 @@ def client_add(
             **created.client.metadata,
         }
     _emit(data, as_json, lambda d: f"client_id: {d['client_id']}\nclient_secret: {d['client_secret']}")
+
+
+@main.group("keys")
+def keys_() -> None:
+    """Token signing keys."""
+
+
+@keys_.command("rotate")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def keys_rotate(as_json: bool) -> None:
+    """New ID token signing keys (RS256, ES256); old ones stay published until their tokens expire."""
+    from identity.oauth import keys as signing
+
+    with _session() as (_settings_, session, keystore):
+        created = [{"key_id": r.key_id, "alg": r.alg} for r in signing.rotate(session, keystore)]
+    _emit(created, as_json, lambda items: "\n".join(f"{i['alg']}: {i['key_id']} (active)" for i in items))
+
+
+@keys_.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def keys_list(as_json: bool) -> None:
+    """Signing keys: which sign now, which are only published."""
+    from identity.oauth import keys as signing
+    from identity.oauth.models import SigningKeyRecord
+
+    with _session() as (_settings_, session, _keystore):
+        signing.ensure_registered(session)
+        rows = [
+            {
+                "key_id": r.key_id,
+                "alg": r.alg,
+                "retire_at": as_utc(r.retire_at).isoformat() if r.retire_at else None,
+            }
+            for r in session.exec(select(SigningKeyRecord).order_by(col(SigningKeyRecord.created_at)))
+        ]
+    _emit(
+        rows,
+        as_json,
+        lambda items: "\n".join(
+            f"{i['alg']}  {i['key_id']}  {'active' if not i['retire_at'] else 'published until ' + i['retire_at'][:16]}"
+            for i in items
+        ),
+    )

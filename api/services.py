@@ -12,6 +12,7 @@ from sqlmodel import Session
 from identity.certificates import CertificateChecker
 from identity.errors import WebEidRejected
 from identity.oauth.jws import SigningKey
+from identity.oauth.keys import KeyRing
 from identity.ocsp_client import build_ocsp_request, ocsp_status
 from keys.errors import KeyStoreUnavailable
 from keys.keystore import FileKeyStore, KeyStore
@@ -117,7 +118,13 @@ class Services:
     tsa: TimeStampAuthority = field(init=False)
     certificate_checker: CertificateChecker = field(init=False)
     oauth: OAuthServer = field(init=False)
-    signing_keys: dict[str, SigningKey] = field(init=False)
+    key_ring: KeyRing = field(init=False)
+
+    @property
+    def signing_keys(self) -> dict[str, SigningKey]:
+        """The keys that sign tokens now, per algorithm."""
+        return self.key_ring.active()
+
     trust: TrustAnchors = field(init=False)
 
     def __post_init__(self) -> None:
@@ -138,11 +145,8 @@ class Services:
             citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
         )
         self.trust = load_trust(self.settings, self.pki)
-        self.signing_keys = {
-            "RS256": SigningKey.load(self.keystore, "oidc-rs256"),
-            "ES256": SigningKey.load(self.keystore, "oidc-es256"),
-        }
-        self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=lambda: self.signing_keys)
+        self.key_ring = KeyRing(self.session, self.keystore)
+        self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=self.key_ring.active)
 
     def ask_ocsp(self, request_der: bytes, now: datetime) -> bytes:
         """Our OCSP responder, asked in process (same bytes as over HTTP)."""

@@ -152,7 +152,9 @@ class Configuration(ClientConfigurationEndpoint):  # type: ignore[misc]
             )
         ).first()
         if row is None or row.disabled_at is not None:
-            raise InvalidTokenError(description="unknown or revoked registration access token")  # 401 (RFC 6750)
+            raise InvalidTokenError(
+                description="unknown or revoked registration access token"
+            )  # 401 (RFC 6750)
         return _RegistrationToken(row.client_id)
 
     def authenticate_client(self, request: JsonRequest) -> clients.Client | None:

@@ -111,7 +111,7 @@ def oauth_metadata(services: ServicesDep) -> JSONResponse:
 
 @router.get("/oauth/jwks", summary="Public keys that sign tokens (JWKS)")
 def jwks(services: ServicesDep) -> JSONResponse:
-    keys = [key.jwk for key in services.signing_keys.values()]
+    keys = [key.jwk for key in services.key_ring.published()]
     return JSONResponse({"keys": keys}, headers={"Cache-Control": "max-age=300, public"})
 
 
@@ -481,8 +481,9 @@ def _session_row(db: Session, token: str | None) -> Any:
 
 def _hint_claims(services: Services, hint: str) -> dict[str, Any] | None:
     try:
-        kid = jwt.get_unverified_header(hint).get("kid")
-        key = next(k for k in services.signing_keys.values() if k.kid == kid)
+        key = services.key_ring.by_kid(jwt.get_unverified_header(hint).get("kid"))
+        if key is None:
+            return None
         return dict(
             jwt.decode(
                 hint,
@@ -492,7 +493,7 @@ def _hint_claims(services: Services, hint: str) -> dict[str, Any] | None:
                 issuer=services.issuer,
             )
         )
-    except (jwt.PyJWTError, StopIteration, ValueError):
+    except (jwt.PyJWTError, ValueError):
         return None
 
 

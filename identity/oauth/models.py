@@ -96,3 +96,15 @@ class Consent(SQLModel, table=True):
     scope: str = Field(max_length=500)
     granted_at: datetime = Field(default_factory=utcnow)
     withdrawn_at: datetime | None = None
+
+
+class SigningKeyRecord(SQLModel, table=True):
+    """A token signing key: the newest of each algorithm signs, older ones stay published."""
+
+    __tablename__ = "oauth_signing_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=64, unique=True, description="Key store id")
+    alg: str = Field(max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+    retire_at: datetime | None = Field(default=None, description="Unpublished after this time")
