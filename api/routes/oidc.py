@@ -55,6 +55,7 @@ def metadata(services: Services) -> dict[str, Any]:
         "revocation_endpoint": f"{base}/oauth/revoke",
         "end_session_endpoint": f"{base}/oauth/logout",
         "registration_endpoint": f"{base}/oauth/register",
+        "pushed_authorization_request_endpoint": f"{base}/oauth/par",
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "introspection_endpoint": f"{base}/oauth/introspect",
@@ -184,6 +185,22 @@ def _owner(db: Session, identity: AuthenticatedIdentity, request: Request) -> Ow
     )
 
 
+PAR_PREFIX = "urn:ietf:params:oauth:request_uri:"
+PAR_LIFETIME = 60
+
+
+def _pushed(db: Session, pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """Swap a pushed request's ``request_uri`` for its parameters (RFC 9126); single use."""
+    data = dict(pairs)
+    uri = data.get("request_uri", "")
+    if not uri.startswith(PAR_PREFIX):
+        return pairs
+    row = parked.find(db, uri[len(PAR_PREFIX) :])
+    if row is None or row.client_id != data.get("client_id") or not parked.complete(db, row):
+        return None
+    return parked.params(row)
+
+
 def authorize_pairs(
     request: Request,
     services: Services,
@@ -193,6 +210,15 @@ def authorize_pairs(
     posted: bool,
 ) -> Response:
     with services.session() as db:
+        if since is None:
+            pushed = _pushed(db, pairs)
+            if pushed is None:
+                return _error_page(
+                    services,
+                    "Invalid request",
+                    "The pushed authorization request is unknown, used or expired.",
+                )
+            pairs = pushed
         oreq = OAuthRequest(
             method="GET",
             uri=services.issuer + "/oauth/authorize",
@@ -593,3 +619,46 @@ def update_client(client_id: str, request: Request, services: ServicesDep, data:
 @router.delete("/oauth/register/{client_id}", status_code=204, summary="Delete a registration (RFC 7592)")
 def delete_client(client_id: str, request: Request, services: ServicesDep) -> Response:
     return _registration_response(services, request, None, "configure", client_id)
+
+
+# Pushed authorization requests (RFC 9126).
+
+
+@router.post("/oauth/par", status_code=201, summary="Pushed authorization request (RFC 9126)")
+def pushed_authorization_request(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    from authlib.oauth2.rfc6749.errors import OAuth2Error as _Error
+
+    from .oauth import oauth_request
+
+    with services.session() as db:
+        oreq = services.oauth.create_oauth2_request(oauth_request(request, services, form, db))
+        try:
+            client = services.oauth.authenticate_client(
+                oreq, ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"], "token"
+            )
+        except _Error as error:
+            status, body, headers = error()
+            return services.oauth.handle_response(status, body, headers)
+        data = dict(form)
+        problems = []
+        if data.get("client_id", client.client_id) != client.client_id:
+            problems.append("client_id does not match the authenticated client")
+        if "request_uri" in data:
+            problems.append("request_uri cannot be pushed")
+        if data.get("response_type") != "code":
+            problems.append("response_type must be code")
+        redirect_uri = data.get("redirect_uri") or client.get_default_redirect_uri()
+        if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+            problems.append("redirect_uri is missing or not registered")
+        if problems:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "; ".join(problems)}, status_code=400
+            )
+        pairs = [
+            (k, v) for k, v in form if k not in ("client_secret", "client_assertion", "client_assertion_type")
+        ]
+        if "client_id" not in data:
+            pairs.append(("client_id", client.client_id))
+        row = parked.park(db, client.client_id, pairs, lifetime=timedelta(seconds=PAR_LIFETIME))
+        body = {"request_uri": PAR_PREFIX + row.public_id, "expires_in": PAR_LIFETIME}
+    return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})

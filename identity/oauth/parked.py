@@ -17,14 +17,19 @@ LIFETIME = timedelta(minutes=15)
 
 
 def park(
-    session: Session, client_id: str, params: list[tuple[str, str]], *, now: datetime | None = None
+    session: Session,
+    client_id: str,
+    params: list[tuple[str, str]],
+    *,
+    lifetime: timedelta = LIFETIME,
+    now: datetime | None = None,
 ) -> AuthorizationRequest:
     when = now or utcnow()
     row = AuthorizationRequest(
         public_id=_secrets.public_id("rq"),
         client_id=client_id,
         params_json=json.dumps(params),
-        expires_at=when + LIFETIME,
+        expires_at=when + lifetime,
     )
     session.add(row)
     session.commit()
