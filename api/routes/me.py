@@ -43,6 +43,13 @@ def current_identity(request: Request, services: ServicesDep) -> AuthenticatedId
 IdentityDep = Annotated[AuthenticatedIdentity, Depends(current_identity)]
 
 
+class ConsentNotFound(IdentityError):
+    status = 404
+    public = True
+    slug = "consent-not-found"
+    title = "Consent not found"
+
+
 class CertificateOut(BaseModel):
     serial: str
     purpose: Literal["authentication", "signing"]
@@ -106,3 +113,40 @@ def activity(identity: IdentityDep, services: ServicesDep) -> list[ActivityOut]:
             ActivityOut(at=a.at, kind=a.kind, summary=a.summary)
             for a in recent_activity(session, identity.citizen_id)
         ]
+
+
+class ConsentOut(BaseModel):
+    client_id: str
+    client_name: str
+    scope: str
+    granted_at: datetime
+
+
+@router.get("/consents", summary="Services I allowed to receive my data")
+def consents(identity: IdentityDep, services: ServicesDep) -> list[ConsentOut]:
+    from identity.oauth import clients, grants
+
+    with services.session() as session:
+        result = []
+        for consent in grants.consents_of(session, identity.citizen_id):
+            client = clients.find(session, consent.client_id)
+            result.append(
+                ConsentOut(
+                    client_id=consent.client_id,
+                    client_name=client.row.name if client else "(removed service)",
+                    scope=consent.scope,
+                    granted_at=consent.granted_at,
+                )
+            )
+        return result
+
+
+@router.delete(
+    "/consents/{client_id}", status_code=204, summary="Withdraw my consent (and the service's tokens)"
+)
+def withdraw(client_id: str, identity: IdentityDep, services: ServicesDep) -> None:
+    from identity.oauth import grants
+
+    with services.session() as session:
+        if grants.withdraw_consent(session, identity.citizen_id, client_id) == 0:
+            raise ConsentNotFound("you have given no consent to that service")

@@ -214,3 +214,37 @@ def citizen_of(session: Session, owner: Owner | int) -> Citizen:
     citizen = session.get(Citizen, owner if isinstance(owner, int) else owner.citizen_id)
     assert citizen is not None
     return citizen
+
+
+def consents_of(session: Session, citizen_id: int) -> list[Consent]:
+    return list(
+        session.exec(
+            select(Consent)
+            .where(Consent.citizen_id == citizen_id)
+            .where(col(Consent.withdrawn_at).is_(None))
+            .order_by(col(Consent.granted_at).desc())
+        )
+    )
+
+
+def withdraw_consent(
+    session: Session, citizen_id: int, client_id: str, *, now: datetime | None = None
+) -> int:
+    """Withdraw every consent the citizen gave the client and revoke its tokens for them."""
+    when = now or utcnow()
+    result = session.execute(
+        update(Consent)
+        .where(col(Consent.citizen_id) == citizen_id)
+        .where(col(Consent.client_id) == client_id)
+        .where(col(Consent.withdrawn_at).is_(None))
+        .values(withdrawn_at=when)
+    )
+    session.execute(
+        update(OAuthToken)
+        .where(col(OAuthToken.citizen_id) == citizen_id)
+        .where(col(OAuthToken.client_id) == client_id)
+        .where(col(OAuthToken.revoked_at).is_(None))
+        .values(revoked_at=when)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
