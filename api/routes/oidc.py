@@ -146,10 +146,13 @@ def _usable_identity(
         return None
     now = utcnow()
     age = now - identity.auth_time
-    if age > timedelta(minutes=services.settings.oidc.sso_minutes):
+    # A login made after this request was parked is fresh enough for it, whatever max_age says
+    # (max_age=0 means "log in again", like prompt=login).
+    fresh = since is not None and identity.auth_time >= since.created_at
+    if age > timedelta(minutes=services.settings.oidc.sso_minutes) and not fresh:
         return None
     max_age = data.get("max_age")
-    if max_age is not None and max_age.isdigit() and age > timedelta(seconds=int(max_age)):
+    if max_age is not None and max_age.isdigit() and age > timedelta(seconds=int(max_age)) and not fresh:
         return None
     if not claims.satisfies(identity.acr, data.get("acr_values", "").split()):
         return None
@@ -253,11 +256,17 @@ def authorize_pairs(
         if "claims" in data:
             try:
                 requested = json.loads(data["claims"])
-                if not isinstance(requested, dict):
+                if not isinstance(requested, dict) or any(
+                    not isinstance(requested.get(member, {}), dict) for member in ("id_token", "userinfo")
+                ):
                     raise ValueError
             except ValueError:
                 return _redirect_error(
-                    services, redirect_uri, "invalid_request", "claims must be a JSON object", state
+                    services,
+                    redirect_uri,
+                    "invalid_request",
+                    "claims must be a JSON object whose id_token and userinfo members are objects",
+                    state,
                 )
         identity = _usable_identity(db, services, request, data, since)
         owner = _owner(db, identity, request) if identity else None
@@ -393,7 +402,7 @@ def login_page(request: Request, services: ServicesDep) -> Response:
             "request_id": row.public_id,
             "login_hint": hint if hint.isdigit() and len(hint) == 11 else "",
             "methods": methods,
-            "locale": "et" if data.get("ui_locales", "").split()[:1] == ["et"] else "en",
+            "locale": next((tag for tag in data.get("ui_locales", "").split() if tag in ("et", "en")), "en"),
         },
     )
 
@@ -416,7 +425,8 @@ def _userinfo(services: Services, authorization: str | None) -> Response:
                 {"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
         citizen = grants.citizen_of(db, info.citizen_id)
-        body = claims.user_claims(citizen, " ".join(info.scopes))
+        requested = grants.requested_claims(db, info.grant_id).get("userinfo") or {}
+        body = claims.user_claims(citizen, " ".join(info.scopes), requested)
         client = clients.find(db, info.client_id)
     alg = client.metadata.get("userinfo_signed_response_alg") if client else None
     if alg in services.signing_keys:

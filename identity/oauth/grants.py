@@ -248,3 +248,9 @@ def withdraw_consent(
     )
     session.commit()
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requested_claims(session: Session, grant_id: str) -> dict[str, Any]:
+    """The ``claims`` request parameter of the authorization that started a grant."""
+    row = session.exec(select(AuthorizationCode).where(AuthorizationCode.grant_id == grant_id)).first()
+    return dict(json.loads(row.claims_json)) if row is not None and row.claims_json else {}

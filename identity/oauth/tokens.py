@@ -46,6 +46,8 @@ class TokenInfo:
     """The citizen it acts for, or None for a client's own access."""
     scopes: frozenset[str]
     """Granted scopes."""
+    grant_id: str
+    """The grant the token belongs to."""
     expires_at: datetime
     """End of validity."""
 
@@ -100,6 +102,7 @@ def check_bearer(
     if scope is not None and scope not in scopes:
         raise InsufficientScope(f"the access token lacks the '{scope}' scope")
     return TokenInfo(
+        grant_id=row.grant_id,
         client_id=row.client_id,
         citizen_id=row.citizen_id,
         scopes=scopes,
