@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from asn1crypto import algos, ocsp
 
@@ -83,6 +84,9 @@ class OcspAnswer:
     """nextUpdate of the single response, when successful."""
     cacheable: bool = False
     """True when the response carries no nonce, so HTTP caches may keep it."""
+    http_headers: tuple[tuple[str, str], ...] = ()
+    """RFC 5019 caching headers that do not change while the answer is reused
+    (``Last-Modified``, ``Expires``, ``ETag``), computed once when signed."""
 
 
 def error_response(status: str) -> OcspAnswer:
@@ -120,11 +124,19 @@ class OcspResponder:
         ).dump()
         self._certs_der = der.explicit(0, der.sequence(signer.certificate.dump()))
         self._cache: OrderedDict[tuple[bytes, int, str], OcspAnswer] = OrderedDict()
+        # Request bytes already parsed and accepted (nonce-free, one certificate of ours).
+        self._parsed: OrderedDict[bytes, tuple[ocsp.CertId, str]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     def respond(self, request_der: bytes, *, now: datetime) -> OcspAnswer:
         """Answer one DER OCSPRequest. Never raises for bad input: it is an OCSP error."""
+        with self._lock:
+            parsed = self._parsed.get(request_der)
+        if parsed is not None:
+            # A nonce-free single request seen before: skip the parse, never the status lookup.
+            cert_id, serial = parsed
+            return self._single(cert_id, serial, request_der, now)
         try:
             request = ocsp.OCSPRequest.load(request_der, strict=True)
             tbs = request["tbs_request"]
@@ -151,24 +163,35 @@ class OcspResponder:
             if expected is None or got != expected:
                 return error_response("unauthorized")
             serials.append(format(cert_id["serial_number"].native, "x"))
-        rows = [self._lookup(serial) for serial in serials]
-
         if nonce is None and len(cert_ids) == 1:
-            row = rows[0]
-            key = (cert_ids[0].dump(), row.revision if row else -1, row.state if row else "")
-            with self._lock:
-                cached = self._cache.get(key)
-            fresh_until = cached.this_update + self._validity / 2 if cached and cached.this_update else None
-            if cached is not None and fresh_until is not None and now < fresh_until:
-                return cached
-            answer = self._sign(cert_ids, rows, nonce=None, now=now)
-            with self._lock:
-                self._cache[key] = answer
-                self._cache.move_to_end(key)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            return answer
+            return self._single(cert_ids[0], serials[0], request_der, now)
+        rows = [self._lookup(serial) for serial in serials]
         return self._sign(cert_ids, rows, nonce=nonce, now=now)
+
+    def _single(self, cert_id: ocsp.CertId, serial: str, request_der: bytes, now: datetime) -> OcspAnswer:
+        """RFC 5019 path: one certificate, no nonce; the signed answer is reused while fresh.
+
+        The status is looked up every time and its revision is part of the cache key, so a
+        revocation is answered at once.
+        """
+        row = self._lookup(serial)
+        key = (cert_id.dump(), row.revision if row else -1, row.state if row else "")
+        with self._lock:
+            cached = self._cache.get(key)
+        fresh_until = cached.this_update + self._validity / 2 if cached and cached.this_update else None
+        if cached is not None and fresh_until is not None and now < fresh_until:
+            answer = cached
+        else:
+            answer = self._sign([cert_id], [row], nonce=None, now=now)
+        with self._lock:
+            self._cache[key] = answer
+            self._cache.move_to_end(key)
+            self._parsed[request_der] = (cert_id, serial)
+            self._parsed.move_to_end(request_der)
+            for memo in (self._cache, self._parsed):
+                while len(memo) > self._cache_size:
+                    memo.popitem(last=False)
+        return answer
 
     def _sign(
         self,
@@ -224,4 +247,9 @@ class OcspResponder:
             this_update=this_update,
             next_update=next_update,
             cacheable=nonce is None,
+            http_headers=(
+                ("Last-Modified", format_datetime(this_update, usegmt=True)),
+                ("Expires", format_datetime(next_update, usegmt=True)),
+                ("ETag", '"' + hashlib.sha256(response).hexdigest()[:32] + '"'),
+            ),
         )

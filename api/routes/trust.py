@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +27,7 @@ from ..problems import problem
 from ..services import Services
 
 router = APIRouter(tags=["trust services"])
+T = TypeVar("T")
 
 OCSP_REQUEST = "application/ocsp-request"
 OCSP_RESPONSE = "application/ocsp-response"
@@ -54,18 +55,20 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _answer(services: Services, respond: Callable[..., T], body: bytes) -> T:
+    """Cheap answers inline on the event loop; blocking back ends in the thread pool."""
+    if services.inline_trust:
+        return respond(body, now=utcnow())
+    return await run_in_threadpool(respond, body, now=utcnow())
+
+
 def _ocsp_response(answer: OcspAnswer, *, cache: bool) -> Response:
     headers: dict[str, str] = {}
     status = 200 if answer.status != "malformed_request" else 400
-    if cache and answer.cacheable and answer.this_update and answer.next_update:
-        now = utcnow()
-        max_age = max(0, int((answer.next_update - now).total_seconds()))
-        headers = {
-            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-            "Last-Modified": format_datetime(answer.this_update, usegmt=True),
-            "Expires": format_datetime(answer.next_update, usegmt=True),
-            "ETag": '"' + hashlib.sha256(answer.der).hexdigest()[:32] + '"',
-        }
+    if cache and answer.cacheable and answer.next_update:
+        max_age = max(0, int((answer.next_update - utcnow()).total_seconds()))
+        headers = dict(answer.http_headers)
+        headers["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
     else:
         headers = {"Cache-Control": "no-store"}
     return Response(answer.der, status_code=status, media_type=OCSP_RESPONSE, headers=headers)
@@ -94,7 +97,7 @@ async def ocsp_post(request: Request, services: ServicesDep) -> Response:
         body = await _read_limited(request, services.settings.limits.protocol_body_bytes)
     except BodyTooLarge:
         return _ocsp_response(error_response("malformed_request"), cache=False)
-    answer = await run_in_threadpool(services.ocsp.respond, body, now=utcnow())
+    answer = await _answer(services, services.ocsp.respond, body)
     return _ocsp_response(answer, cache=False)
 
 
@@ -109,7 +112,7 @@ async def ocsp_get(services: ServicesDep, encoded: Annotated[str, Path(max_lengt
         body = base64.b64decode(encoded.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         return _ocsp_response(error_response("malformed_request"), cache=False)
-    answer = await run_in_threadpool(services.ocsp.respond, body, now=utcnow())
+    answer = await _answer(services, services.ocsp.respond, body)
     return _ocsp_response(answer, cache=True)
 
 
@@ -137,7 +140,7 @@ async def tsa(request: Request, services: ServicesDep) -> Response:
     except BodyTooLarge:
         answer = rejection("bad_request", "the request is too large")
         return Response(answer.der, status_code=413, media_type=TSA_REPLY)
-    answer = await run_in_threadpool(services.tsa.respond, body, now=utcnow())
+    answer = await _answer(services, services.tsa.respond, body)
     status = 400 if answer.failure == "bad_data_format" else 200
     return Response(
         answer.der, status_code=status, media_type=TSA_REPLY, headers={"Cache-Control": "no-store"}

@@ -1,0 +1,486 @@
+"""Shared helpers for the benchmarks: a throw-away service, servers, and ``wrk``.
+
+Everything targets 127.0.0.1 only, every wait is bounded, and every process started
+here is stopped on exit (normal, exception or signal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+EID = str(VENV_BIN / "eid")
+PASSPHRASE = "benchmark-passphrase-not-a-placeholder"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+class BenchError(RuntimeError):
+    """Something is wrong with the setup or the service answered errors: no figures."""
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+    if process in _children:
+        _children.remove(process)
+
+
+def _stop_all() -> None:
+    for process in list(_children):
+        _stop(process)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _stop_all()
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_stop_all)
+signal.signal(signal.SIGTERM, _on_signal)
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> Server:
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH_DIR)
+    _children.append(process)
+    server = Server(name=name, url=f"http://{HOST}:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            raise BenchError(f"{name} did not become healthy in {START_TIMEOUT:.0f}s:\n{server.log_tail()}")
+        time.sleep(0.2)
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("EID_")}
+
+
+def start_bare(workdir: Path) -> Server:
+    """``bench/bare_app.py`` under uvicorn, as the ceiling."""
+    port = free_port()
+    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", str(port)]
+    return _start("bare FastAPI", argv, _base_env(), port, workdir / "bare.log")
+
+
+def stop(server: Server) -> None:
+    _stop(server.process)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass
+class Service:
+    """An initialised data directory, one issued citizen certificate, PEM files for openssl."""
+
+    workdir: Path
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    files: dict[str, Path] = field(default_factory=dict)
+    citizen_serial: str = ""
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> Server:
+        """``eid serve --port P`` on this data directory."""
+        return _start(
+            "eid serve",
+            [EID, "serve", "--port", str(self.port)],
+            self.env,
+            self.port,
+            self.workdir / "eid.log",
+        )
+
+
+def prepare_service(workdir: Path) -> Service:
+    """``eid init`` logic in ``workdir/data``, then one citizen certificate, as in tests/conftest.py."""
+    from asn1crypto import pem
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from sqlmodel import Session
+
+    from api import db
+    from api.services import init_service, open_keystore, pki_config
+    from api.settings import Settings
+    from keys.issuance import Purpose, issue_citizen_certificate
+    from keys.pki import load
+    from keys.profiles import CitizenSubject
+
+    data_dir = workdir / "data"
+    port = free_port()
+    public_url = f"http://{HOST}:{port}"
+    settings = Settings(
+        data_dir=data_dir,
+        public_url=public_url,
+        keystore={"passphrase": PASSPHRASE},  # type: ignore[arg-type]
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    init_service(settings)
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    spki = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    engine = db.make_engine(settings.resolved_database_url)
+    keystore = open_keystore(settings)
+    try:
+        with Session(engine) as session:
+            pki = load(session, keystore, pki_config(settings))
+            record = issue_citizen_certificate(
+                session,
+                keystore,
+                pki,
+                subject=CitizenSubject(
+                    country="EE",
+                    given_name="Mari-Liis",
+                    family_name="Männik",
+                    personal_code="49403136526",
+                ),
+                purpose=Purpose.AUTHENTICATION,
+                public_key_der=spki,
+            )
+            assert record.der is not None
+            files = {}
+            for name, cert in {
+                "root": pki.root.certificate,
+                "citizen-ca": pki.citizen_ca.certificate,
+                "ocsp": pki.ocsp_responder.certificate,
+                "tsa": pki.tsa.certificate,
+            }.items():
+                path = workdir / f"{name}.pem"
+                path.write_bytes(pem.armor("CERTIFICATE", cert.dump()))
+                files[name] = path
+            files["citizen"] = workdir / "citizen.pem"
+            files["citizen"].write_bytes(pem.armor("CERTIFICATE", record.der))
+            serial = record.serial
+    finally:
+        keystore.close()
+        engine.dispose()
+
+    env = _base_env() | {
+        "EID_DATA_DIR": str(data_dir),
+        "EID_PUBLIC_URL": public_url,
+        "EID_KEYSTORE__PASSPHRASE": PASSPHRASE,
+    }
+    return Service(workdir=workdir, data_dir=data_dir, port=port, env=env, files=files, citizen_serial=serial)
+
+
+@contextmanager
+def workspace(keep: bool = False) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="eid-bench-"))
+    try:
+        yield path
+    finally:
+        _stop_all()
+        if keep:
+            print(f"(kept {path})", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class Environment:
+    """A prepared service with ``eid serve`` and the bare ceiling app both running."""
+
+    workdir: Path
+    service: Service
+    eid: Server
+    bare: Server
+
+
+@contextmanager
+def environment(keep: bool = False) -> Iterator[Environment]:
+    """Temp data dir, initialised service, both servers; all cleaned up afterwards."""
+    require_tools()
+    with workspace(keep) as workdir:
+        log(f"preparing a data directory in {workdir} ...")
+        service = prepare_service(workdir)
+        log(f"starting eid serve on {service.public_url} and the bare app ...")
+        eid = service.start()
+        try:
+            bare = start_bare(workdir)
+            try:
+                yield Environment(workdir=workdir, service=service, eid=eid, bare=bare)
+            finally:
+                stop(bare)
+        finally:
+            stop(eid)
+
+
+def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a helper command (openssl); raise with its output if it fails."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"timed out after {timeout}s: {' '.join(argv)}") from exc
+    if result.returncode != 0:
+        raise BenchError(f"failed ({result.returncode}): {' '.join(argv)}\n{result.stdout}{result.stderr}")
+    return result
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass(frozen=True)
+class Load:
+    duration: int = 10
+    connections: int = 16
+    threads: int = 1
+    warmup: int = 2
+    rounds: int = 1
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    requests: int
+    non_2xx: int
+    socket_errors: dict[str, int]
+    output: str
+
+
+_RPS = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
+_TOTAL = re.compile(r"^\s*(\d+) requests in ", re.MULTILINE)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def _lua_string(text: str) -> str:
+    """A Lua long-bracket literal that cannot be closed by ``text``."""
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+def post_script(workdir: Path, body_file: Path, content_type: str) -> Path:
+    """A wrk Lua script that POSTs the bytes of ``body_file``."""
+    script = workdir / f"post-{body_file.stem}.lua"
+    script.write_text(
+        f'local f = assert(io.open({_lua_string(str(body_file))}, "rb"))\n'
+        'local body = f:read("*a")\n'
+        "f:close()\n"
+        'wrk.method = "POST"\n'
+        "wrk.body = body\n"
+        f'wrk.headers["Content-Type"] = {_lua_string(content_type)}\n'
+    )
+    return script
+
+
+def wrk(url: str, load: Load, *, duration: int | None = None, script: Path | None = None) -> WrkResult:
+    """Run wrk against ``url`` (127.0.0.1 only); raise if it saw any error."""
+    if not url.startswith(f"http://{HOST}:"):
+        raise BenchError(f"refusing to load anything but {HOST}: {url}")
+    seconds = load.duration if duration is None else duration
+    argv = [
+        "wrk",
+        f"-t{load.threads}",
+        f"-c{load.connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+    ]
+    if script is not None:
+        argv += ["-s", str(script)]
+    argv.append(url)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {seconds + 30}s") from exc
+    out = result.stdout + result.stderr
+    rps = _RPS.search(out)
+    total = _TOTAL.search(out)
+    if result.returncode != 0 or rps is None or total is None:
+        raise BenchError(f"wrk failed ({result.returncode}):\n{out}")
+    non_2xx = int(m.group(1)) if (m := _NON_2XX.search(out)) else 0
+    socket_errors = {}
+    if m := _SOCKET.search(out):
+        socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
+    outcome = WrkResult(float(rps.group(1)), int(total.group(1)), non_2xx, socket_errors, out)
+    if outcome.non_2xx or any(outcome.socket_errors.values()) or outcome.requests == 0:
+        raise BenchError(
+            f"the server answered errors under load ({outcome.non_2xx} non-2xx of "
+            f"{outcome.requests}, socket errors {outcome.socket_errors}); no figures:\n{out}"
+        )
+    return outcome
+
+
+# --------------------------------------------------------------------------- scenarios and tables
+
+
+@dataclass
+class Scenario:
+    name: str
+    server: Server
+    url: str
+    script: Path | None = None
+    ceiling: str | None = None
+    """Name of the ceiling scenario this one is compared with (None: it is a ceiling)."""
+    goal: float | None = None
+    """Goal as a fraction of the ceiling."""
+    check: Callable[[], None] | None = None
+    """Called before and after the measurement: proves the answers are the right ones."""
+    results: list[WrkResult] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(r.requests_per_second for r in self.results)
+
+    def share_of(self, ceiling: Scenario) -> float:
+        """Median over rounds of this scenario's rate / the ceiling's rate in the same round."""
+        return statistics.median(
+            mine.requests_per_second / theirs.requests_per_second
+            for mine, theirs in zip(self.results, ceiling.results, strict=True)
+        )
+
+
+def measure(scenarios: list[Scenario], load: Load, log: Callable[[str], None]) -> None:
+    """Warm each scenario up, then run them interleaved for ``load.rounds`` rounds."""
+    for scenario in scenarios:
+        if scenario.check is not None:
+            scenario.check()
+        if load.warmup:
+            log(f"  warm-up  {scenario.name} ({load.warmup}s)")
+            wrk(scenario.url, load, duration=load.warmup, script=scenario.script)
+    for round_ in range(1, load.rounds + 1):
+        for scenario in scenarios:
+            scenario.server.check_alive()
+            result = wrk(scenario.url, load, script=scenario.script)
+            scenario.results.append(result)
+            log(
+                f"  round {round_}/{load.rounds}  {scenario.name:<34} "
+                f"{result.requests_per_second:9.1f} req/s ({result.requests} requests)"
+            )
+    for scenario in scenarios:
+        if scenario.check is not None:
+            scenario.check()
+
+
+def table(title: str, scenarios: list[Scenario], load: Load) -> tuple[str, bool]:
+    """The result table (Markdown) and whether every goal was met."""
+    by_name = {s.name: s for s in scenarios}
+    lines = [
+        f"### {title}",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, wrk -t{load.threads} "
+        f"-c{load.connections} -d{load.duration}s, {load.rounds} round(s); req/s: median, "
+        "% of ceiling: median of the per-round ratios",
+        "",
+        "| scenario | req/s | % of ceiling | goal | result |",
+        "|---|---:|---:|---:|---|",
+    ]
+    ok = True
+    for s in scenarios:
+        if s.ceiling is None:
+            lines.append(f"| {s.name} (ceiling) | {s.rps:.0f} | 100% | | |")
+            continue
+        share = s.share_of(by_name[s.ceiling])
+        passed = s.goal is None or share >= s.goal
+        ok = ok and passed
+        goal = f"{s.goal:.0%}" if s.goal is not None else "none"
+        verdict = ("PASS" if passed else "FAIL") if s.goal is not None else "info"
+        lines.append(f"| {s.name} | {s.rps:.0f} | {share:.0%} of {s.ceiling} | {goal} | {verdict} |")
+    return "\n".join(lines), ok
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per scenario (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds; the table shows the median (default 1)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data)")
+    return parser
+
+
+def load_from(args: argparse.Namespace) -> Load:
+    if args.duration < 1 or args.connections < 1 or args.threads < 1 or args.rounds < 1:
+        raise SystemExit("--duration, --connections, --threads and --rounds must be at least 1")
+    if args.connections < args.threads:
+        raise SystemExit("--connections must be at least --threads")
+    return Load(
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        warmup=max(0, args.warmup),
+        rounds=args.rounds,
+    )
+
+
+def require_tools() -> None:
+    for tool in ("wrk", "openssl"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (make system-deps)")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
