@@ -23,11 +23,12 @@ run: install
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install system-deps
+test: install system-deps lint
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: install system-deps

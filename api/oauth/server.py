@@ -120,7 +120,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         jwks = client.metadata.get("jwks")
         if not isinstance(jwks, dict):
             raise InvalidClientError(description="the client registered no jwks for private_key_jwt")
-        return KeySet.import_key_set(jwks)
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]  # shape checked by joserfc
 
 
 class OAuthServer(AuthorizationServer):  # type: ignore[misc]
