@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test system-deps lint typecheck bench docs clean
+.PHONY: install run test test-postgres system-deps lint typecheck bench docs clean
+# The PostgreSQL server the second test run uses; each test environment gets a new database.
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 
 install: $(STAMP)
 
@@ -25,6 +27,10 @@ system-deps:
 
 test: install system-deps lint
 	$(BIN)/python -m pytest
+
+# The whole suite again against PostgreSQL (needs a server at TEST_POSTGRES_URL).
+test-postgres: install system-deps
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .

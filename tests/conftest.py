@@ -15,11 +15,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api import db
@@ -55,26 +57,83 @@ class ServiceEnv:
             [EID, *args], env=self.env, capture_output=True, text=True, check=check, timeout=120
         )
 
+    _engines: ClassVar[dict[str, Engine]] = {}
+
+    @property
+    def engine(self) -> Engine:
+        """One engine per database for the whole test session (disposed at the end)."""
+        url = self.settings.resolved_database_url
+        if url not in self._engines:
+            self._engines[url] = db.make_engine(url)
+        return self._engines[url]
+
     def open(self) -> tuple[Session, KeyStore, Pki]:
-        engine = db.make_engine(self.settings.resolved_database_url)
         keystore = open_keystore(self.settings)
-        session = Session(engine)
+        session = Session(self.engine)
         return session, keystore, load(session, keystore, pki_config(self.settings))
 
 
+def fresh_database() -> str | None:
+    """With TEST_POSTGRES_URL set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432), a new
+    empty PostgreSQL database for this environment; otherwise None (SQLite in the data dir)."""
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        return None
+    import uuid
+
+    import psycopg
+
+    name = f"eid_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        base.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _CREATED_DATABASES.append(name)
+    return f"{base}/{name}"
+
+
+_CREATED_DATABASES: list[str] = []
+
+
+def _drop_databases() -> None:
+    """Drop the databases this test session created."""
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base or not _CREATED_DATABASES:
+        return
+    import psycopg
+
+    with psycopg.connect(
+        base.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True
+    ) as conn:
+        while _CREATED_DATABASES:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_CREATED_DATABASES.pop()}" WITH (FORCE)')
+
+
 def make_env(data_dir: Path, public_url: str = "http://127.0.0.1:8000") -> ServiceEnv:
+    database_url = fresh_database()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EID_")} | {
         "EID_DATA_DIR": str(data_dir),
         "EID_PUBLIC_URL": public_url,
         "EID_KEYSTORE__PASSPHRASE": PASSPHRASE,
     }
+    if database_url:
+        env["EID_DATABASE_URL"] = database_url
     settings = Settings(
         data_dir=data_dir,
         public_url=public_url,
+        database_url=database_url,
         keystore={"passphrase": PASSPHRASE},  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]
     )
     return ServiceEnv(data_dir=data_dir, env=env, settings=settings)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    while ServiceEnv._engines:
+        ServiceEnv._engines.popitem()[1].dispose()
+    _drop_databases()
 
 
 @pytest.fixture(scope="session")

@@ -128,10 +128,10 @@ def test_audit_chain_verifies_and_detects_tampering(fresh_env: ServiceEnv) -> No
     assert report["intact"] is True
     assert report["entries"] >= 5
 
-    import sqlite3
+    from sqlalchemy import text
 
-    with sqlite3.connect(fresh_env.data_dir / "eid.sqlite3") as connection:
-        connection.execute("UPDATE audit_entry SET target = 'forged' WHERE id = 2")
+    with fresh_env.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_entry SET target = 'forged' WHERE id = 2"))
     result = fresh_env.run_eid("audit", "verify", "--json", check=False)
     assert result.returncode == 1
     assert json.loads(result.stdout)["broken_at"] == 2

@@ -9,10 +9,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from api import db
+from tests.conftest import fresh_database
+
+
+def _url(tmp_path: Path) -> str:
+    """A fresh PostgreSQL database when TEST_POSTGRES_URL is set, else a SQLite file."""
+    return fresh_database() or f"sqlite:///{tmp_path / 'm.sqlite3'}"
 
 
 def test_migrations_produce_the_models_schema(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    engine = db.make_engine(_url(tmp_path))
     db.upgrade(engine)
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -21,7 +27,7 @@ def test_migrations_produce_the_models_schema(tmp_path: Path) -> None:
 
 
 def test_upgrade_is_repeatable_and_downgrade_works(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    engine = db.make_engine(_url(tmp_path))
     db.upgrade(engine)
     head = db.current_revision(engine)
     db.upgrade(engine)
