@@ -1,0 +1,123 @@
+"""The visible signature stamp: who signed, when, why, and a QR code to the verification page.
+
+The stamp uses pyHanko's ``QRStampStyle`` (``TextStampStyle`` without a URL) and the
+standard Courier font with WinAnsi encoding. That covers Latin-1, so Estonian and most
+Western European names; any other character is shown without its accent (Š as S), or as
+``?``. Embedding an OpenType font would lift the limit (pyHanko's ``opentype`` extra).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.stamp import QRStampStyle, TextStampStyle
+
+from ._document import PageBox
+from .errors import InvalidSigningRequest
+
+STAMP_WIDTH = 250.0
+"""Stamp width in points (about 88 mm)."""
+STAMP_HEIGHT = 80.0
+"""Stamp height in points (about 28 mm)."""
+MARGIN = 28.0
+"""Distance from the page edges in points (about 10 mm)."""
+MAX_TEXT = 120
+"""Longest name, reason or location shown; longer ones are cut with an ellipsis."""
+
+
+class StampPosition(StrEnum):
+    """Where on the page the stamp goes."""
+
+    BOTTOM_RIGHT = "bottom-right"
+    BOTTOM_LEFT = "bottom-left"
+    TOP_RIGHT = "top-right"
+    TOP_LEFT = "top-left"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StampSpec:
+    """A visible signature stamp. Reason and location come from ``async_prepare``."""
+
+    signer_name: str
+    """Name shown on the stamp, e.g. ``Mari-Liis Männik``."""
+    time: datetime | None = None
+    """Time shown on the stamp; the claimed signing time when None."""
+    qr_url: str | None = None
+    """URL the QR code encodes (the verification page); no QR code when None."""
+    page: int = -1
+    """Page index; negative counts from the end, so -1 is the last page."""
+    position: StampPosition = StampPosition.BOTTOM_RIGHT
+    """Corner of the page the stamp is placed in."""
+
+
+def stamp_rectangle(page: PageBox, position: StampPosition) -> tuple[int, int, int, int]:
+    """The stamp's rectangle on ``page``, inside the margins of the chosen corner.
+
+    Corners are those of the page's own coordinate space: on a page with /Rotate the
+    viewer turns the stamp with the page."""
+    width, height = page.right - page.left, page.top - page.bottom
+    if width < STAMP_WIDTH + 2 * MARGIN or height < STAMP_HEIGHT + 2 * MARGIN:
+        raise InvalidSigningRequest("the page is too small for a visible stamp; sign invisibly instead")
+    if position in (StampPosition.BOTTOM_LEFT, StampPosition.TOP_LEFT):
+        x1 = page.left + MARGIN
+    else:
+        x1 = page.right - MARGIN - STAMP_WIDTH
+    if position in (StampPosition.BOTTOM_LEFT, StampPosition.BOTTOM_RIGHT):
+        y1 = page.bottom + MARGIN
+    else:
+        y1 = page.top - MARGIN - STAMP_HEIGHT
+    return round(x1), round(y1), round(x1 + STAMP_WIDTH), round(y1 + STAMP_HEIGHT)
+
+
+def stamp_style(
+    spec: StampSpec, *, signing_time: datetime, reason: str | None, location: str | None
+) -> tuple[TextStampStyle, dict[str, str]]:
+    """The pyHanko stamp style and its text parameters.
+
+    User-supplied values go into the parameters, never into the template, so a ``%`` in
+    a name is printed as it is.
+    """
+    shown = (spec.time or signing_time).astimezone(UTC)
+    params = {
+        "name": printable(spec.signer_name),
+        "time": shown.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+    lines = ["Digitally signed by", "%(name)s", "%(time)s"]
+    if reason:
+        params["reason"] = printable(reason)
+        lines.append("Reason: %(reason)s")
+    if location:
+        params["location"] = printable(location)
+        lines.append("Location: %(location)s")
+    text_box = TextBoxStyle(font_size=9, leading=11)
+    template = "\n".join(lines)
+    if spec.qr_url is None:
+        return TextStampStyle(stamp_text=template, text_box_style=text_box, border_width=1), params
+    params["url"] = spec.qr_url
+    return QRStampStyle(stamp_text=template, text_box_style=text_box, border_width=1, innsep=4), params
+
+
+def printable(text: str) -> str:
+    """``text`` reduced to what the stamp's WinAnsi font can show, on one line."""
+    text = " ".join(text.split())
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
+    out = []
+    for char in text:
+        if _winansi_safe(char):
+            out.append(char)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        out.append(base if base and all(_winansi_safe(c) for c in base) else "?")
+    return "".join(out)
+
+
+def _winansi_safe(char: str) -> bool:
+    # pyHanko writes the string in PDFDocEncoding; it agrees with WinAnsi on printable
+    # ASCII and on Latin-1 from U+00A1 (U+00A0 and U+00AD differ or are invisible).
+    code = ord(char)
+    return 0x20 <= code < 0x7F or (0xA1 <= code <= 0xFF and code != 0xAD)
