@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from keys.errors import ServiceError
 
 from . import problems
-from .routes import admin, auth, enrolment, me, oauth, oidc, trust
+from .routes import admin, auth, enrolment, me, oauth, oidc, signing, trust
 from .routes import app as app_routes
 from .services import Services
 from .settings import Settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(oauth.router)
     app.include_router(admin.router)
     app.include_router(oidc.router)
+    app.include_router(signing.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

@@ -20,6 +20,7 @@ from sqlmodel import create_engine
 import identity.models  # noqa: F401
 import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
+import signing.models  # noqa: F401
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -122,6 +122,7 @@ class LimitSettings(_Section):
     protocol_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Largest OCSP or time-stamp request body accepted."
     )
+    document_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Largest PDF accepted for signing.")
 
 
 class Settings(BaseSettings):

@@ -67,6 +67,7 @@ QCT_ESIGN = "0.4.0.1862.1.6.1"
 QCS_PKIX_SYNTAX_V2 = "1.3.6.1.5.5.7.11.2"
 SEMANTICS_ID_NATURAL = "0.4.0.194121.1.1"
 EXT_QC_STATEMENTS = "1.3.6.1.5.5.7.1.3"
+EKU_DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
 
 
 class Profile(StrEnum):
@@ -299,8 +300,11 @@ def extensions_for(
             _qc_statements(qualified=False),
         ]
     if profile is Profile.CITIZEN_SIGN:
+        # EKU: documentSigning (RFC 9336) says what the key is for; emailProtection is what
+        # NSS (poppler's pdfsig) and Adobe check signers of documents against.
         return [
             _key_usage("non_repudiation"),
+            _eku("email_protection", EKU_DOCUMENT_SIGNING),
             *ids,
             _policies(*policies.citizen_sign),
             *_distribution(urls),

@@ -234,6 +234,32 @@ def refuse_command(run: _Run, request_id: str | None, wait: float, as_json: bool
     _emit(report.answer(item, result), f"Answer: {result.state}", as_json)
 
 
+@cli.command("sign")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the signed PDF.",
+)
+@click.option("--pin2", prompt="PIN2", hide_input=True, help="PIN2, for the signing key.")
+@click.option(
+    "--level", type=click.Choice(["B-B", "B-T", "B-LT", "B-LTA"]), default="B-LTA", show_default=True
+)
+@click.option("--reason", default=None, help="Reason shown in the signature.")
+@json_option
+@click.pass_obj
+def sign_command(
+    run: _Run, source: Path, out: Path, pin2: str, level: str, reason: str | None, as_json: bool
+) -> None:
+    """Sign a PDF with the signing key: upload, approve with PIN2, download."""
+    from . import signing
+
+    with _app_client(run) as client:
+        result = signing.sign_document(run.wallet, client, source, out, pin2=pin2, level=level, reason=reason)
+    _emit(result, f"Signed ({result['level']}): {result['out']}", as_json)
+
+
 @cli.command("unblock")
 @click.option("--key", "purpose", type=click.Choice([p.value for p in Purpose]), required=True)
 @click.option("--puk", prompt="PUK", hide_input=True, help="The PUK (a token wallet: the tokens' SO PIN).")

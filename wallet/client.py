@@ -151,6 +151,48 @@ class ServiceClient:
         except ValueError:
             raise ProtocolError(f"{method} {path}: the answer is not JSON") from None
 
+    def _send(
+        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """An app call with a raw body or a raw answer (documents)."""
+        if self._device is None:
+            raise WalletError("this wallet has no device key yet: enrol first")
+        request = self._http.build_request(method, self.base_url + path, content=content, params=params)
+        if content is not None:
+            request.headers["Content-Type"] = "application/pdf"
+        token = request_token(
+            self._device, audience=self.base_url, method=method, url=str(request.url).split("?")[0]
+        )
+        request.headers["Authorization"] = f"EID-App {token}"
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise WalletError(f"cannot reach the service at {self.base_url}: {exc}") from None
+        if response.is_error:
+            raise _problem(response)
+        return response
+
+    def start_signing(self, document: bytes, *, name: str, level: str, reason: str | None) -> dict[str, Any]:
+        """Upload a PDF; the service prepares it and opens a sign request."""
+        params = {"name": name, "level": level}
+        if reason:
+            params["reason"] = reason
+        data = self._send("POST", f"{API}/signing", content=document, params=params).json()
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ProtocolError("the signing answer has no session id")
+        return data
+
+    def signing_state(self, session_id: str, *, wait: bool = False) -> dict[str, Any]:
+        data = self._send(
+            "GET", f"{API}/signing/{session_id}", params={"wait": "true"} if wait else None
+        ).json()
+        if not isinstance(data, dict):
+            raise ProtocolError("the signing state is not a JSON object")
+        return data
+
+    def signed_document(self, session_id: str) -> bytes:
+        return self._send("GET", f"{API}/signing/{session_id}/document").content
+
     def start_enrolment(self, activation_code: str) -> EnrolmentStart:
         """Spend the activation code; the service answers with a challenge."""
         data = self._call("POST", f"{API}/enrolment", body={"activation_code": activation_code}, app=False)

@@ -84,12 +84,21 @@ class ProtocolApp:
             claims, self.device_key, algorithm="ES256", headers={"typ": "eid-app+jwt", "kid": self.device_id}
         )
 
-    def call(self, method: str, path: str, *, token: str | None = None, **kwargs: object) -> httpx.Response:
-        auth = token if token is not None else self.token(method, path)
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: object,
+    ) -> httpx.Response:
+        auth = token if token is not None else self.token(method, path.split("?", 1)[0])
         return httpx.request(
             method,
             self.base_url + path,
-            headers={"Authorization": f"EID-App {auth}"},
+            headers={"Authorization": f"EID-App {auth}", **(headers or {})},
+            timeout=60,
             **kwargs,  # type: ignore[arg-type]
         )
 

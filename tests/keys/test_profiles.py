@@ -345,8 +345,9 @@ def test_signing_certificate_usage(service_env: ServiceEnv) -> None:
     cert = x509.load_der_x509_certificate(issue_citizen(service_env, Purpose.SIGNING).der)
 
     assert _key_usage_bits(cert) == {"content_commitment"}  # nonRepudiation only
-    with pytest.raises(x509.ExtensionNotFound):
-        cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert not eku.critical
+    assert [oid.dotted_string for oid in eku.value] == ["1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36"]
     assert _policies(cert) == {ETSI_QCP_N}
     statements = _qc_statements(cert)
     assert set(statements) == {QCS_PKIX_SYNTAX_V2, QCS_COMPLIANCE, QCS_TYPE}
