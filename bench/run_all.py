@@ -1,6 +1,6 @@
-"""Run the OCSP and the TSA benchmarks against one service and print both tables.
+"""Run every benchmark (OCSP, TSA, approvals, OpenID Connect) against one service.
 
-This is what ``make bench`` runs. Both use the same ``eid serve`` and bare FastAPI
+This is what ``make bench`` runs. All use the same ``eid serve`` and bare FastAPI
 processes; every figure is shown beside the bare ceiling measured in the same run.
 Exit status: 0 all goals met, 1 a goal missed, 2 the benchmark could not run (or the
 service answered errors).
@@ -13,31 +13,38 @@ from __future__ import annotations
 import sys
 
 import _harness as h
+import bench_approvals
 import bench_ocsp
+import bench_oidc
 import bench_tsa
 
 
 def main() -> int:
     parser = h.arguments(__doc__.splitlines()[0])
     bench_ocsp.add_arguments(parser)
+    bench_oidc.add_arguments(parser)
     args = parser.parse_args()
     load = h.load_from(args)
     try:
         with h.environment(args.keep) as env:
-            ocsp_table, ocsp_ok = bench_ocsp.bench(env, load, args.nonce_goal)
-            tsa_table, tsa_ok = bench_tsa.bench(env, load)
+            results = [
+                bench_ocsp.bench(env, load, args.nonce_goal),
+                bench_tsa.bench(env, load),
+                bench_approvals.bench(env, load),
+                bench_oidc.bench(env, load, args.logins, args.login_concurrency),
+            ]
     except h.BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(ocsp_table)
-    print()
-    print(tsa_table)
-    print()
-    print("all goals met" if ocsp_ok and tsa_ok else "GOALS MISSED: see FAIL rows above")
-    return 0 if ocsp_ok and tsa_ok else 1
+    for text, _ok in results:
+        print(text)
+        print()
+    ok = all(passed for _text, passed in results)
+    print("all goals met" if ok else "GOALS MISSED: see FAIL rows above")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
