@@ -108,8 +108,14 @@ def _check_binding(claims: dict[str, object], *, method: str, url: str, now: dat
         raise AppAuthenticationFailed("jti must be a random string of 16-128 characters")
 
 
+_PURGE_EVERY = timedelta(seconds=60)
+_last_purge: list[datetime] = []  # per process: only decides how often to tidy, never what is valid
+
+
 def _consume_jti(session: Session, jti: str, *, expires: datetime, now: datetime) -> None:
-    session.execute(delete(UsedTokenId).where(col(UsedTokenId.expires_at) < now))
+    if not _last_purge or now - _last_purge[0] > _PURGE_EVERY:
+        session.execute(delete(UsedTokenId).where(col(UsedTokenId.expires_at) < now))
+        _last_purge[:] = [now]
     session.add(UsedTokenId(jti=jti, expires_at=expires))
     try:
         session.commit()

@@ -96,6 +96,19 @@ def _expire(session: Session, now: datetime, **filters: object) -> None:
     session.commit()
 
 
+def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest | None:
+    """Read a request; write only when it is pending past its expiry (then mark it expired)."""
+    request = session.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == public_id)).first()
+    if (
+        request is not None
+        and request.state == ApprovalState.PENDING.value
+        and as_utc(request.expires_at) <= now
+    ):
+        _expire(session, now, public_id=public_id)
+        session.refresh(request)
+    return request
+
+
 def pending_for(session: Session, citizen: Citizen, *, now: datetime | None = None) -> list[ApprovalRequest]:
     """The citizen's pending, unexpired requests, oldest first."""
     when = now or utcnow()
@@ -115,8 +128,7 @@ def for_citizen(
 ) -> ApprovalRequest:
     """One of the citizen's requests, in any state; another citizen's is not found."""
     when = now or utcnow()
-    _expire(session, when, public_id=public_id)
-    request = session.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == public_id)).first()
+    request = _current(session, public_id, when)
     if request is None or request.citizen_id != citizen.id:
         raise ApprovalNotFound("no such approval request")
     return request
@@ -127,8 +139,7 @@ def for_browser(
 ) -> ApprovalRequest:
     """A request as seen by the browser that opened it; any other browser gets not found."""
     when = now or utcnow()
-    _expire(session, when, public_id=public_id)
-    request = session.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == public_id)).first()
+    request = _current(session, public_id, when)
     if request is None or binding is None or request.binding_hash != _secrets.digest(binding):
         raise ApprovalNotFound("no such approval request in this browser")
     return request
