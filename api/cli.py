@@ -584,3 +584,25 @@ def keys_list(as_json: bool) -> None:
             for i in items
         ),
     )
+
+
+@main.group("documents")
+def documents_() -> None:
+    """Transient documents (signing)."""
+
+
+@documents_.command("sweep")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def documents_sweep(as_json: bool) -> None:
+    """Delete documents past their retention (run from cron, or leave it to the server)."""
+    from . import signing_flow
+    from .routes.signing import blobs
+    from .services import Services
+
+    services = Services.start(_settings())
+    try:
+        swept = signing_flow.sweep(services, blobs(services))
+    finally:
+        services.close()
+    _emit({"sessions_swept": swept}, as_json, lambda d: f"{d['sessions_swept']} signing session(s) swept")

@@ -123,6 +123,9 @@ class LimitSettings(_Section):
         64 * 1024, ge=1024, description="Largest OCSP or time-stamp request body accepted."
     )
     document_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="Largest PDF accepted for signing.")
+    document_retention_hours: int = Field(
+        24, ge=1, le=24 * 90, description="How long uploaded and signed documents are kept."
+    )
 
 
 class Settings(BaseSettings):

@@ -42,6 +42,7 @@ from signing.models import SigningSession
 from .services import Services
 
 RETENTION = timedelta(hours=24)
+"""Default; the setting EID_LIMITS__DOCUMENT_RETENTION_HOURS overrides it."""
 
 
 class NoSigningCertificate(IdentityError):
@@ -131,7 +132,7 @@ async def start(
             source_blob=source_blob,
             prepared=prepared.to_bytes(),
             approval_id=request.public_id,
-            delete_after=utcnow() + RETENTION,
+            delete_after=utcnow() + timedelta(hours=services.settings.limits.document_retention_hours),
         )
         db.add(row)
         db.commit()
@@ -241,3 +242,27 @@ async def wait_until_settled(
 
 def blob_path(blobs: BlobStore, blob_id: str) -> Path:
     return blobs.path(blob_id)
+
+
+def sweep(services: Services, blobs: BlobStore) -> int:
+    """Delete documents of sessions past their retention; returns how many sessions."""
+    now = utcnow()
+    swept = 0
+    with services.session() as db:
+        expired = db.exec(
+            select(SigningSession)
+            .where(col(SigningSession.delete_after) <= now)
+            .where(col(SigningSession.state) != "deleted")
+        ).all()
+        for row in expired:
+            if row.state == "finishing":
+                continue  # another instance is writing it; next sweep
+            prepared_path = Prepared.from_bytes(row.prepared).prepared_path if row.prepared else None
+            for blob in (row.source_blob, row.signed_blob):
+                if blob:
+                    blobs.delete(blob)
+            if prepared_path is not None and prepared_path.parent == blobs.directory:
+                prepared_path.unlink(missing_ok=True)
+            if _claim(db, row, row.state, "deleted"):
+                swept += 1
+    return swept

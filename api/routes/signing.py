@@ -74,6 +74,7 @@ async def start_signing(
 ) -> SessionOut:
     citizen_id, initiator = await run_in_threadpool(_principal, request, services)
     store = blobs(services)
+    await run_in_threadpool(signing_flow.sweep, services, store)  # retention, on the way
     limit = services.settings.limits.document_bytes
     blob_id, _size = await store.async_write_stream(request.stream(), limit=limit)
     try:

@@ -95,3 +95,27 @@ def test_refused_and_bad_documents(server: RunningServer, app: ProtocolApp, tmp_
 
     nobody = httpx.post(server.url + "/api/v1/signing", content=b"%PDF-1.7")
     assert nobody.status_code == 401
+
+
+def test_documents_are_deleted_after_retention(
+    server: RunningServer, app: ProtocolApp, tmp_path: Path
+) -> None:
+    started = _upload(app, make_pdf(tmp_path / "in.pdf").read_bytes(), level="B-B").json()
+    app.answer(next(r for r in app.pending() if r["kind"] == "sign"))
+    assert app.call("GET", f"/api/v1/signing/{started['id']}").json()["state"] == "completed"
+    from sqlalchemy import text
+
+    from tests.identity.oidc.conftest import database
+
+    with database(server) as session:
+        session.execute(
+            text(
+                "UPDATE signing_session SET delete_after = '2000-01-01 00:00:00.000000' WHERE public_id = :id"
+            ),
+            {"id": started["id"]},
+        )
+        session.commit()
+    swept = json.loads(server.env.run_eid("documents", "sweep", "--json").stdout)
+    assert swept["sessions_swept"] >= 1
+    assert app.call("GET", f"/api/v1/signing/{started['id']}").json()["state"] == "deleted"
+    assert app.call("GET", f"/api/v1/signing/{started['id']}/document").status_code == 404
