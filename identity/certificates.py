@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -51,12 +52,9 @@ class CertificateChecker:
         self, session: Session, *, citizen: Citizen, certificate: bytes, kind: str, now: datetime
     ) -> x509.Certificate:
         """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
-        try:
-            cert = x509.load_der_x509_certificate(certificate)
-            issuer = x509.load_der_x509_certificate(self.citizen_ca)
-            cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature):
-            raise ApprovalRejected("the certificate is not one issued by our Citizen CA") from None
+        if not _issued_by(certificate, self.citizen_ca):
+            raise ApprovalRejected("the certificate is not one issued by our Citizen CA")
+        cert = x509.load_der_x509_certificate(certificate)
         serial = format(cert.serial_number, "x")
         record = session.exec(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
         if record is None or record.der != certificate or record.owner != citizen.public_id:
@@ -99,6 +97,19 @@ class CertificateChecker:
                 raise ApprovalRejected("unsupported key type")
         except (InvalidSignature, ValueError):
             raise ApprovalRejected("the signature does not verify with the certificate's key") from None
+
+
+@lru_cache(maxsize=4096)
+def _issued_by(certificate: bytes, issuer: bytes) -> bool:
+    """Whether ``issuer`` signed ``certificate`` (both DER). Cached: a certificate's bytes and
+    its CA's signature never change, and the same app answers many requests with one."""
+    try:
+        x509.load_der_x509_certificate(certificate).verify_directly_issued_by(
+            x509.load_der_x509_certificate(issuer)
+        )
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _check_usage(cert: x509.Certificate, kind: str) -> None:
