@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -238,10 +237,6 @@ async def wait_until_settled(
         await asyncio.sleep(0.25)
         row = await advance(services, blobs, public_id, citizen_id)
     return row
-
-
-def blob_path(blobs: BlobStore, blob_id: str) -> Path:
-    return blobs.path(blob_id)
 
 
 def sweep(services: Services, blobs: BlobStore) -> int:

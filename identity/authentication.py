@@ -7,17 +7,17 @@ RFC 8176), how strongly (``acr``) and when, and the certificate used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from cryptography import x509
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from keys import audit
-from keys.models import CertificateRecord, as_utc, utcnow
+from keys.models import as_utc, utcnow
 
 from . import _secrets, approvals, citizens
 from .errors import CitizenNotActive, WebEidRejected
@@ -51,6 +51,8 @@ class AuthenticatedIdentity:
     """When the citizen proved possession of the key."""
     certificate_serial: str
     """Serial of the authentication certificate used (hex)."""
+    session_id: str | None = None
+    """Public id of the login session it came from (OpenID Connect ``sid``), if any."""
 
     @property
     def birth_date(self) -> date | None:
@@ -215,7 +217,7 @@ def session_identity(
     identity = identity_of(
         citizen, method=row.method, auth_time=as_utc(row.auth_time), serial=row.certificate_serial
     )
-    return identity
+    return dataclasses.replace(identity, session_id=row.public_id)
 
 
 def end_session(session: Session, token: str | None, *, now: datetime | None = None) -> None:
@@ -226,10 +228,3 @@ def end_session(session: Session, token: str | None, *, now: datetime | None = N
             .values(ended_at=now or utcnow())
         )
         session.commit()
-
-
-def certificate_subject(record: CertificateRecord) -> str:
-    """A person-readable subject line for the portal."""
-    if record.der is None:
-        return record.subject
-    return x509.load_der_x509_certificate(record.der).subject.rfc4514_string()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from asn1crypto import crl, x509
+from asn1crypto import crl
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -145,7 +145,3 @@ def revoked_serials(der: bytes) -> list[int]:
     """Serials listed in a DER CRL (used by tests and the CLI)."""
     parsed = crl.CertificateList.load(der)
     return [entry["user_certificate"].native for entry in parsed["tbs_cert_list"]["revoked_certificates"]]
-
-
-def issuer_name(der: bytes) -> x509.Name:
-    return crl.CertificateList.load(der)["tbs_cert_list"]["issuer"]

@@ -171,17 +171,10 @@ def _hint_subject(services: Services, hint: str) -> str | None:
     return sub if isinstance(sub, str) else None
 
 
-def _owner(db: Session, identity: AuthenticatedIdentity, request: Request) -> Owner:
-    from sqlmodel import select
-
-    from identity import _secrets
-    from identity.models import LoginSession
-
-    token = request.cookies.get(cookies.SESSION) or ""
-    row = db.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
+def _owner(identity: AuthenticatedIdentity) -> Owner:
     return Owner(
         citizen_id=identity.citizen_id,
-        sid=(row.public_id if row and row.public_id else "unknown"),
+        sid=identity.session_id or "unknown",
         auth_time=identity.auth_time,
         acr=identity.acr,
         amr=identity.amr,
@@ -269,7 +262,7 @@ def authorize_pairs(
                     state,
                 )
         identity = _usable_identity(db, services, request, data, since)
-        owner = _owner(db, identity, request) if identity else None
+        owner = _owner(identity) if identity else None
         try:
             grant = services.oauth.get_consent_grant(oreq, end_user=owner)
         except OAuth2Error as error:
@@ -482,11 +475,10 @@ def _end_session(request: Request, services: Services, pairs: list[tuple[str, st
         if identity is not None and (
             hint_claims is None or hint_claims.get("sub") == identity.personal_code.subject
         ):
-            row = _session_row(db, token)
-            if row is not None and row.public_id:
+            if identity.session_id:
                 for notice in logout.notices(
                     db,
-                    sid=row.public_id,
+                    sid=identity.session_id,
                     subject=identity.personal_code.subject,
                     issuer=services.issuer,
                     keystore=services.keystore,
@@ -502,17 +494,6 @@ def _end_session(request: Request, services: Services, pairs: list[tuple[str, st
         response = render("logged_out.html", {})
     cookies.clear_session(response)
     return response
-
-
-def _session_row(db: Session, token: str | None) -> Any:
-    from sqlmodel import select
-
-    from identity import _secrets
-    from identity.models import LoginSession
-
-    if not token:
-        return None
-    return db.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
 
 
 def _hint_claims(services: Services, hint: str) -> dict[str, Any] | None:

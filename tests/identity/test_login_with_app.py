@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from identity.approvals import verification_code
 from identity.personal_codes import estonian_check_digit
+from tests import openssl
 from tests.conftest import RunningServer
 from tests.identity.protocol_client import ProtocolApp, b64
 
@@ -86,37 +87,9 @@ def test_enrolled_certificates_verify_with_openssl(
     for name, der in (("auth", app.auth_certificate), ("sign", app.sign_certificate)):
         path = tmp_path / f"{name}.pem"
         path.write_bytes(pem.armor("CERTIFICATE", der))
-        out = subprocess.run(
-            [
-                "openssl",
-                "verify",
-                "-CAfile",
-                str(pem_files["root"]),
-                "-untrusted",
-                str(pem_files["citizen-ca"]),
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert out.stdout.strip() == f"{path}: OK"
-        out = subprocess.run(
-            [
-                "openssl",
-                "ocsp",
-                "-issuer",
-                str(pem_files["citizen-ca"]),
-                "-cert",
-                str(path),
-                "-url",
-                server.url + "/ocsp",
-                "-CAfile",
-                str(pem_files["root"]),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert f"{path}: good" in out.stdout
+        assert openssl.verify(path, pem_files) == f"{path}: OK"
+        out = openssl.ocsp(server.url, pem_files, path)
+        assert f"{path}: good" in out
         subject = subprocess.run(
             ["openssl", "x509", "-in", str(path), "-noout", "-subject", "-nameopt", "utf8,sep_comma_plus"],
             capture_output=True,
@@ -317,23 +290,11 @@ def test_self_service_suspend_resume_and_activity(
 
     cert = tmp_path / "sign.pem"
     cert.write_bytes(pem.armor("CERTIFICATE", app.sign_certificate))
-    ocsp = [
-        "openssl",
-        "ocsp",
-        "-issuer",
-        str(pem_files["citizen-ca"]),
-        "-cert",
-        str(cert),
-        "-url",
-        server.url + "/ocsp",
-        "-CAfile",
-        str(pem_files["root"]),
-    ]
-    out = subprocess.run(ocsp, capture_output=True, text=True).stdout
+    out = openssl.ocsp(server.url, pem_files, cert)
     assert f"{cert}: revoked" in out and "certificateHold" in out
 
     assert browser.post(f"/api/v1/me/certificates/{signing['serial']}/resume").json()["state"] == "issued"
-    assert f"{cert}: good" in subprocess.run(ocsp, capture_output=True, text=True).stdout
+    assert f"{cert}: good" in openssl.ocsp(server.url, pem_files, cert)
 
     kinds = [a["kind"] for a in browser.get("/api/v1/me/activity").json()]
     assert kinds[:3] == ["certificate.resume", "certificate.suspend", "login"]

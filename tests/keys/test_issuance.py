@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from keys.keystore import KeyStore
 from keys.models import CertificateRecord, utcnow
 from keys.ocsp import OcspResponder, StatusRow
 from keys.profiles import CitizenSubject
+from tests import openssl
 from tests.conftest import ServiceEnv, issue_citizen
 
 SUBJECT = CitizenSubject(
@@ -44,38 +44,9 @@ def test_openssl_verifies_chain(
     citizen = issue_citizen(service_env, purpose, subject=SUBJECT, curve=curve)
     cert = tmp_path / "c.pem"
     cert.write_bytes(citizen.pem)
-    out = subprocess.run(
-        [
-            "openssl",
-            "verify",
-            "-CAfile",
-            str(pem_files["root"]),
-            "-untrusted",
-            str(pem_files["citizen-ca"]),
-            str(cert),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert out.stdout.strip() == f"{cert}: OK", out.stderr
-    purpose_flag = "sslclient" if purpose is Purpose.AUTHENTICATION else None
-    if purpose_flag:
-        out = subprocess.run(
-            [
-                "openssl",
-                "verify",
-                "-purpose",
-                purpose_flag,
-                "-CAfile",
-                str(pem_files["root"]),
-                "-untrusted",
-                str(pem_files["citizen-ca"]),
-                str(cert),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert out.stdout.strip() == f"{cert}: OK"
+    assert openssl.verify(cert, pem_files) == f"{cert}: OK"
+    if purpose is Purpose.AUTHENTICATION:
+        assert openssl.verify(cert, pem_files, "-purpose", "sslclient") == f"{cert}: OK"
 
 
 def test_proof_of_possession_ec_and_rsa() -> None:

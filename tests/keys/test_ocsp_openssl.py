@@ -9,29 +9,12 @@ from pathlib import Path
 import httpx
 from asn1crypto import ocsp
 
+from tests import openssl
 from tests.conftest import IssuedCitizen, RunningServer, issue_citizen
 
 
 def _openssl_ocsp(server: RunningServer, pem_files: dict[str, Path], cert: Path, *extra: str) -> str:
-    result = subprocess.run(
-        [
-            "openssl",
-            "ocsp",
-            "-issuer",
-            str(pem_files["citizen-ca"]),
-            "-cert",
-            str(cert),
-            "-url",
-            server.url + "/ocsp",
-            "-CAfile",
-            str(pem_files["root"]),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return result.stdout + result.stderr
+    return openssl.ocsp(server.url, pem_files, cert, *extra)
 
 
 def _write(tmp_path: Path, citizen: IssuedCitizen, name: str) -> Path:

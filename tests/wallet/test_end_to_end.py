@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import openssl
 from tests.conftest import RunningServer
 from tests.identity.test_login_with_app import fresh_code
 
@@ -89,37 +90,8 @@ def test_enrol_and_log_in_with_eid_app(
         serial = enrolled["certificates"][purpose]["serial"]  # type: ignore[index]
         cert = tmp_path / f"{purpose}.pem"
         cert.write_text(server.env.run_eid("cert", "show", str(serial), "--pem").stdout)
-        verify = subprocess.run(
-            [
-                "openssl",
-                "verify",
-                "-CAfile",
-                str(pem_files["root"]),
-                "-untrusted",
-                str(pem_files["citizen-ca"]),
-                str(cert),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert verify.stdout.strip() == f"{cert}: OK"
-        status = subprocess.run(
-            [
-                "openssl",
-                "ocsp",
-                "-issuer",
-                str(pem_files["citizen-ca"]),
-                "-cert",
-                str(cert),
-                "-url",
-                server.url + "/ocsp",
-                "-CAfile",
-                str(pem_files["root"]),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert f"{cert}: good" in status.stdout
+        assert openssl.verify(cert, pem_files) == f"{cert}: OK"
+        assert f"{cert}: good" in openssl.ocsp(server.url, pem_files, cert)
 
     browser, started = login_in_background(server, code)
     with closing(browser):

@@ -46,4 +46,3 @@ def test_withdraw_consent(server: RunningServer, browser: Browser, citizen: Citi
     # The next login asks again.
     again = browser.authorize(params | {"state": "t"})
     assert again.headers["location"].startswith("/consent?request=")
-    assert verifier
