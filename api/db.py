@@ -4,10 +4,21 @@ SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` and a b
 timeout, so several worker processes can share the file; PostgreSQL is the scale-out
 store. The schema only ever changes through the Alembic migrations in
 ``api/migrations`` (``eid db upgrade``; ``eid init`` and start-up apply them).
+
+SQLite lets one connection write at a time. When a second one wants to, SQLite's busy
+handler sleeps 1, 2, 5, 10 ... 100 ms between tries, so thread-pool threads of one worker
+that collide on writes wait far longer than the write takes (a p99 of over a second under
+load, measured in ``docs/benchmarks.md``). The threads of one process therefore queue on a
+Python lock per database file (``_WriteGate``), taken just before a connection's first
+write statement and released right after its commit or rollback, and woken the moment it
+is free. Other processes still meet SQLite's own locking and busy handler.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +32,131 @@ import identity.models  # noqa: F401
 import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
 import signing.models  # noqa: F401
+import verification.models  # noqa: F401
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+GATE_WAIT_SECONDS = 5.0
+"""How long a writer waits for the process's write gate before going ahead anyway; SQLite's
+busy timeout (30 s) then decides, exactly as without the gate. Only reached when one write
+transaction is held that long."""
+
+
+class _WriteGate:
+    """Who of this process's connections to one SQLite file may write now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: weakref.ref[_GatedConnection] | None = None
+        self._thread: int | None = None
+
+    def enter(self, connection: _GatedConnection) -> bool:
+        """Wait for the gate; False when not taken (see ``GATE_WAIT_SECONDS``)."""
+        if self._thread == threading.get_ident():
+            # This thread already writes through another connection: waiting for itself would
+            # deadlock, so go ahead and let SQLite's own locking answer, as without the gate.
+            return False
+        if not self._lock.acquire(timeout=GATE_WAIT_SECONDS):
+            return False
+        # A connection that disappears without commit or rollback must not keep the gate.
+        self._holder = weakref.ref(connection, self._holder_gone)
+        self._thread = threading.get_ident()
+        return True
+
+    def leave(self) -> None:
+        self._holder = None
+        self._thread = None
+        self._lock.release()
+
+    def _holder_gone(self, reference: weakref.ref[_GatedConnection]) -> None:
+        if self._holder is reference:
+            self.leave()
+
+
+_gates: dict[str, _WriteGate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate_for(database: str) -> _WriteGate:
+    key = (
+        database if database == ":memory:" or database.startswith("file:") else str(Path(database).resolve())
+    )
+    with _gates_lock:
+        return _gates.setdefault(key, _WriteGate())
+
+
+class _GatedCursor(sqlite3.Cursor):
+    connection: _GatedConnection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _GatedCursor:
+        self.connection.before_statement(sql)
+        try:
+            super().execute(sql, parameters)
+        finally:
+            self.connection.after_statement()
+        return self
+
+    def executemany(self, sql: str, parameters: Any, /) -> _GatedCursor:
+        self.connection.before_statement(sql)
+        try:
+            super().executemany(sql, parameters)
+        finally:
+            self.connection.after_statement()
+        return self
+
+
+class _GatedConnection(sqlite3.Connection):
+    """A sqlite3 connection that holds its file's write gate from its first write to the end
+    of the transaction (commit, rollback, close, or being garbage collected)."""
+
+    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self._gate = _gate_for(str(database))
+        self._holding = False
+
+    def cursor(self, factory: Any = _GatedCursor) -> Any:
+        return super().cursor(factory)
+
+    # sqlite3's shortcuts make a plain cursor internally, which would bypass the gate.
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self.cursor().executemany(sql, parameters)
+
+    def before_statement(self, sql: str) -> None:
+        # Reads outside a transaction take no write lock in WAL mode; anything else may.
+        if self._holding or self.in_transaction or sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
+            return
+        self._holding = self._gate.enter(self)
+
+    def after_statement(self) -> None:
+        if self._holding and not self.in_transaction:  # autocommitted (DDL) or failed at BEGIN
+            self._leave()
+
+    def _leave(self) -> None:
+        self._holding = False
+        self._gate.leave()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if self._holding:
+                self._leave()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if self._holding:
+                self._leave()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._holding:
+                self._leave()
 
 
 def make_engine(url: str) -> Engine:
@@ -30,7 +164,16 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # No limit on connections (``max_overflow=-1``; a SQLite connection is a file handle):
+        # a request that holds the write lock may need a second connection (our OCSP
+        # responder's status lookup), and must never wait for one held by a thread that waits
+        # for that lock. Threads beyond ``pool_size`` get a connection that is closed after use.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30, "factory": _GatedConnection},
+            pool_size=16,
+            max_overflow=-1,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

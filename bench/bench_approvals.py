@@ -277,6 +277,7 @@ def bench(env: h.Environment, load: h.Load) -> tuple[str, bool]:
         f"{h.span(approvals.in_flight)} still in flight when wrk stopped; "
         f"none failed. Latency of the approval answer at -c{load.connections}: "
         + h.latency_text(items[1].results)
+        + f". Server (eid serve): {h.cpu_text(items[1].results)}; bare app: {h.cpu_text(items[0].results)}."
     )
     return text, ok
 

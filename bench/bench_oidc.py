@@ -810,6 +810,16 @@ def report(
         f"(bare sequence: generator {_median([r.driver_cpu / r.seconds for r in bare_runs]):.2f} cores, "
         f"bare app {_median([r.server_cpu / r.seconds for r in bare_runs]):.2f} cores).",
         "",
+        "Server CPU at the peak (-c"
+        + str(load.connections)
+        + "): refresh "
+        + h.cpu_text(refresh.results)
+        + "; code "
+        + h.cpu_text(code.results)
+        + "; bare POST "
+        + h.cpu_text(items[0].results)
+        + ".",
+        "",
         "Latency at the peak (-c"
         + str(load.connections)
         + "): refresh "

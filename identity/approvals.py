@@ -11,10 +11,13 @@ once, across any number of service instances.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from keys.models import as_utc, utcnow
@@ -96,9 +99,32 @@ def _expire(session: Session, now: datetime, **filters: object) -> None:
     session.commit()
 
 
+# Statements of the answer path, built once with bind parameters: building them anew on
+# every call cost more than running them.
+_BY_PUBLIC_ID = select(ApprovalRequest).where(col(ApprovalRequest.public_id) == bindparam("public_id"))
+_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+_TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
+
+
+def _transition_statement(names: tuple[str, ...]) -> Any:
+    statement = _TRANSITIONS.get(names)
+    if statement is None:
+        # On the table, not the ORM entity: the ORM would evaluate the WHERE clause against
+        # the objects in the session to update them; ``_transition`` sets them itself.
+        statement = (
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("request_id"))
+            .where(_TABLE.c.state == ApprovalState.PENDING.value)
+            .where(_TABLE.c.expires_at > bindparam("now"))
+            .values({name: bindparam(f"new_{name}") for name in names})
+        )
+        _TRANSITIONS[names] = statement
+    return statement
+
+
 def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest | None:
     """Read a request; write only when it is pending past its expiry (then mark it expired)."""
-    request = session.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == public_id)).first()
+    request = session.exec(_BY_PUBLIC_ID, params={"public_id": public_id}).first()
     if (
         request is not None
         and request.state == ApprovalState.PENDING.value
@@ -112,8 +138,7 @@ def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest
 def pending_for(session: Session, citizen: Citizen, *, now: datetime | None = None) -> list[ApprovalRequest]:
     """The citizen's pending, unexpired requests, oldest first."""
     when = now or utcnow()
-    _expire(session, when, citizen_id=citizen.id)
-    return list(
+    pending = list(
         session.exec(
             select(ApprovalRequest)
             .where(ApprovalRequest.citizen_id == citizen.id)
@@ -121,6 +146,12 @@ def pending_for(session: Session, citizen: Citizen, *, now: datetime | None = No
             .order_by(col(ApprovalRequest.created_at), col(ApprovalRequest.id))
         )
     )
+    # Write (and take the database's write lock) only when something has actually expired.
+    if any(as_utc(request.expires_at) <= when for request in pending):
+        _expire(session, when, citizen_id=citizen.id)
+        for request in pending:
+            session.refresh(request)
+    return [request for request in pending if request.state == ApprovalState.PENDING.value]
 
 
 def for_citizen(
@@ -148,16 +179,19 @@ def for_browser(
 def _transition(
     session: Session, request: ApprovalRequest, state: ApprovalState, now: datetime, **values: object
 ) -> bool:
+    new = {"state": state.value, "answered_at": now, **values}
     result = session.execute(
-        update(ApprovalRequest)
-        .where(col(ApprovalRequest.id) == request.id)
-        .where(col(ApprovalRequest.state) == ApprovalState.PENDING.value)
-        .where(col(ApprovalRequest.expires_at) > now)
-        .values(state=state.value, answered_at=now, **values)
+        _transition_statement(tuple(new)),
+        {"request_id": request.id, "now": now} | {f"new_{name}": value for name, value in new.items()},
     )
     session.commit()
-    session.refresh(request)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(request)  # someone else changed it: show what it is now
+        return False
+    # It is exactly what this UPDATE wrote; set it without another SELECT (nor marking it dirty).
+    for name, value in new.items():
+        set_committed_value(request, name, value)
+    return True
 
 
 def _not_pending(request: ApprovalRequest, now: datetime) -> ApprovalRejected:
@@ -174,6 +208,74 @@ def refuse(
     request = for_citizen(session, citizen, public_id, now=when)
     if not _transition(session, request, ApprovalState.REFUSED, when):
         raise _not_pending(request, when)
+    return request
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedAnswer:
+    """An app's answer to a pending request, checked but not yet recorded."""
+
+    request: ApprovalRequest
+    """The request, pending when it was read."""
+    signature: bytes
+    """The signature over the request's hash."""
+    certificate_serial: str | None
+    """Serial (hex) of the certificate, when every check passed."""
+    failure: str | None
+    """Why the answer is wrong (bad signature, wrong key, revoked certificate...), or None."""
+
+
+def check_answer(
+    session: Session,
+    citizen: Citizen,
+    public_id: str,
+    *,
+    certificate: bytes,
+    signature: bytes,
+    checker: CertificateChecker,
+    now: datetime,
+) -> CheckedAnswer:
+    """Every check of ``approve``, without writing (unless the request turns out expired).
+
+    Raises for a request that is unknown or no longer pending; a wrong answer is returned
+    with its ``failure``, for ``record_answer`` to fail the request with.
+    """
+    request = for_citizen(session, citizen, public_id, now=now)
+    if request.state != ApprovalState.PENDING.value:
+        raise _not_pending(request, now)
+    try:
+        checked = checker.check(session, citizen=citizen, certificate=certificate, kind=request.kind, now=now)
+        checker.verify_digest_signature(checked, request.hash, request.hash_algorithm, signature)
+    except ApprovalRejected as exc:
+        return CheckedAnswer(request=request, signature=signature, certificate_serial=None, failure=str(exc))
+    return CheckedAnswer(
+        request=request,
+        signature=signature,
+        certificate_serial=format(checked.serial_number, "x"),
+        failure=None,
+    )
+
+
+def record_answer(session: Session, answer: CheckedAnswer, *, now: datetime) -> ApprovalRequest:
+    """Complete the request (or fail it, for a wrong answer) with one conditional update. Commits.
+
+    A wrong answer fails the request, so the browser waiting on it learns at once, and
+    raises ``ApprovalRejected``; an answer to a request that is no longer pending (answered
+    or expired meanwhile) changes nothing and raises ``ApprovalRejected`` too.
+    """
+    request = answer.request
+    if answer.failure is not None:
+        _transition(session, request, ApprovalState.FAILED, now, failure_reason=answer.failure[:200])
+        raise ApprovalRejected(answer.failure)
+    if not _transition(
+        session,
+        request,
+        ApprovalState.COMPLETED,
+        now,
+        certificate_serial=answer.certificate_serial,
+        signature=answer.signature,
+    ):
+        raise _not_pending(request, now)
     return request
 
 
@@ -194,35 +296,17 @@ def approve(
     pending changes nothing.
     """
     when = now or utcnow()
-    request = for_citizen(session, citizen, public_id, now=when)
-    if request.state != ApprovalState.PENDING.value:
-        raise _not_pending(request, when)
-    try:
-        checked = checker.check(
-            session,
-            citizen=citizen,
-            certificate=certificate,
-            kind=request.kind,
-            now=when,
-        )
-        checker.verify_digest_signature(checked, request.hash, request.hash_algorithm, signature)
-    except ApprovalRejected as exc:
-        _transition(session, request, ApprovalState.FAILED, when, failure_reason=str(exc)[:200])
-        raise
-    if not _transition(
-        session,
-        request,
-        ApprovalState.COMPLETED,
-        when,
-        certificate_serial=format(checked.serial_number, "x"),
-        signature=signature,
-    ):
-        raise _not_pending(request, when)
-    return request
+    answer = check_answer(
+        session, citizen, public_id, certificate=certificate, signature=signature, checker=checker, now=when
+    )
+    return record_answer(session, answer, now=when)
 
 
-def take_result(session: Session, request: ApprovalRequest, *, now: datetime | None = None) -> bool:
-    """Mark a completed request's result as used; True only for the first caller. Commits."""
+def take_result(
+    session: Session, request: ApprovalRequest, *, now: datetime | None = None, commit: bool = True
+) -> bool:
+    """Mark a completed request's result as used; True only for the first caller. Commits
+    unless ``commit`` is False (then the caller's commit makes it count)."""
     when = now or utcnow()
     result = session.execute(
         update(ApprovalRequest)
@@ -231,5 +315,6 @@ def take_result(session: Session, request: ApprovalRequest, *, now: datetime | N
         .where(col(ApprovalRequest.consumed_at).is_(None))
         .values(consumed_at=when)
     )
-    session.commit()
+    if commit:
+        session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -112,11 +112,16 @@ def start_app_login(
 def finish_app_login(
     session: Session, request: ApprovalRequest, *, now: datetime | None = None
 ) -> AuthenticatedIdentity | None:
-    """The identity from a completed ``auth`` request, for its first taker only."""
+    """The identity from a completed ``auth`` request, for its first taker only.
+
+    Does not commit: taking the result counts once the caller commits, normally with the
+    login session it opens (``open_session``), so that the two are one write transaction
+    and a failure in between leaves the result to be taken again.
+    """
     when = now or utcnow()
     if request.kind != approvals.ApprovalKind.AUTH.value or request.state != "completed":
         return None
-    if not approvals.take_result(session, request, now=when):
+    if not approvals.take_result(session, request, now=when, commit=False):
         return None
     citizen = session.get(Citizen, request.citizen_id)
     assert citizen is not None and request.answered_at is not None and request.certificate_serial

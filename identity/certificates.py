@@ -18,7 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, select
+from sqlmodel import Session
 
 from keys.ca import CertState
 from keys.models import CertificateRecord, as_utc
@@ -38,6 +39,12 @@ _PROFILE_FOR_KIND = {"auth": Profile.CITIZEN_AUTH.value, "sign": Profile.CITIZEN
 OcspAsk = Callable[[bytes, datetime], bytes]
 """Sends a DER OCSP request to our responder and returns the DER response."""
 
+_TABLE = CertificateRecord.__table__  # type: ignore[attr-defined]
+# Built once (bind parameters): building the ORM statement cost more than running it.
+_RECORD = select(_TABLE.c.der, _TABLE.c.owner, _TABLE.c.profile, _TABLE.c.state).where(
+    _TABLE.c.serial == bindparam("serial")
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertificateChecker:
@@ -52,11 +59,11 @@ class CertificateChecker:
         self, session: Session, *, citizen: Citizen, certificate: bytes, kind: str, now: datetime
     ) -> x509.Certificate:
         """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
-        if not _issued_by(certificate, self.citizen_ca):
+        cert = _issued_certificate(certificate, self.citizen_ca)
+        if cert is None:
             raise ApprovalRejected("the certificate is not one issued by our Citizen CA")
-        cert = x509.load_der_x509_certificate(certificate)
         serial = format(cert.serial_number, "x")
-        record = session.exec(select(CertificateRecord).where(CertificateRecord.serial == serial)).first()
+        record = session.execute(_RECORD, {"serial": serial}).first()
         if record is None or record.der != certificate or record.owner != citizen.public_id:
             raise ApprovalRejected("the certificate does not belong to this citizen")
         if record.profile != _PROFILE_FOR_KIND.get(kind):
@@ -64,7 +71,9 @@ class CertificateChecker:
             raise ApprovalRejected(f"this request needs the {wanted} key")
         if not as_utc(cert.not_valid_before_utc) <= now <= as_utc(cert.not_valid_after_utc):
             raise ApprovalRejected("the certificate is not valid at this time")
-        _check_usage(cert, kind)
+        usage_problem = _usage_problem(certificate, kind)
+        if usage_problem is not None:
+            raise ApprovalRejected(usage_problem)
         if record.state != CertState.ISSUED.value:
             raise ApprovalRejected("the certificate is revoked or suspended")
         try:
@@ -100,16 +109,31 @@ class CertificateChecker:
 
 
 @lru_cache(maxsize=4096)
-def _issued_by(certificate: bytes, issuer: bytes) -> bool:
-    """Whether ``issuer`` signed ``certificate`` (both DER). Cached: a certificate's bytes and
-    its CA's signature never change, and the same app answers many requests with one."""
+def _issued_certificate(certificate: bytes, issuer: bytes) -> x509.Certificate | None:
+    """``certificate`` parsed, if ``issuer`` signed it (both DER); else None. Cached: a
+    certificate's bytes and its CA's signature never change, and the same app answers many
+    requests with one. Everything that can change (record, state, OCSP) is checked per call."""
     try:
-        x509.load_der_x509_certificate(certificate).verify_directly_issued_by(
-            x509.load_der_x509_certificate(issuer)
-        )
+        parsed = x509.load_der_x509_certificate(certificate)
+        parsed.verify_directly_issued_by(_parse(issuer))
     except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+        return None
+    return parsed
+
+
+@lru_cache(maxsize=16)
+def _parse(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+@lru_cache(maxsize=4096)
+def _usage_problem(certificate: bytes, kind: str) -> str | None:
+    """Why the certificate's key usage does not fit ``kind``, or None (cached: fixed by its bytes)."""
+    try:
+        _check_usage(x509.load_der_x509_certificate(certificate), kind)
+    except ApprovalRejected as exc:
+        return str(exc)
+    return None
 
 
 def _check_usage(cert: x509.Certificate, kind: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
@@ -61,6 +62,18 @@ def build_ocsp_request(cert_der: bytes, issuer_der: bytes, *, nonce: bytes | Non
     Without a nonce the responder may answer from its cache (RFC 5019), which is what the
     server wants for logins; pass one where replay of an older answer matters.
     """
+    if nonce is None:
+        return _request_without_nonce(cert_der, issuer_der)
+    return _build_request(cert_der, issuer_der, nonce)
+
+
+@lru_cache(maxsize=1024)
+def _request_without_nonce(cert_der: bytes, issuer_der: bytes) -> bytes:
+    """Without a nonce the request is a function of the two certificates: build it once."""
+    return _build_request(cert_der, issuer_der, None)
+
+
+def _build_request(cert_der: bytes, issuer_der: bytes, nonce: bytes | None) -> bytes:
     certificate = _load(cert_der, "certificate")
     issuer = _load(issuer_der, "issuer certificate")
     builder = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA256())
@@ -90,6 +103,25 @@ def ocsp_status(
     another certificate, stale, or not a successful response.
     """
     when = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    response, single, signer, issuer = _verified(
+        response_der, cert_der, issuer_der, tuple(responder_cert_trust)
+    )
+    if signer is not issuer:
+        check_validity(signer, when)
+    check_freshness(single, when)
+    check_nonce_echoed(response, nonce)
+    return _STATUS[single.certificate_status]
+
+
+@lru_cache(maxsize=1024)
+def _verified(
+    response_der: bytes, cert_der: bytes, issuer_der: bytes, responder_cert_trust: tuple[bytes, ...]
+) -> tuple[ocsp.OCSPResponse, ocsp.OCSPSingleResponse, x509.Certificate, x509.Certificate]:
+    """Every check of ``ocsp_status`` that does not depend on the time, for exactly these
+    bytes. Memoised: our responder hands out the same signed bytes while a certificate's
+    status is unchanged (a revocation changes the bytes, so it is never answered from here),
+    and a signature over the same bytes by the same key verifies the same way every time.
+    Freshness, the signer's validity period and the nonce are checked on every call."""
     certificate = _load(cert_der, "certificate")
     issuer = _load(issuer_der, "issuer certificate")
     trusted = [_load(der, "trusted responder certificate") for der in responder_cert_trust]
@@ -98,11 +130,17 @@ def ocsp_status(
     response = load_response(response_der)
     single = find_single_response(response, certificate, issuer_der)
     signer = find_signer(response, issuer, trusted)
-    check_signer_authorised(signer, issuer, trusted, when)
+    if _spki(signer) == _spki(issuer):
+        signer = issuer
+    else:
+        check_delegated(signer, issuer, trusted)
     check_response_signature(response, signer)
-    check_freshness(single, when)
-    check_nonce_echoed(response, nonce)
-    return _STATUS[single.certificate_status]
+    return response, single, signer, issuer
+
+
+def check_validity(signer: x509.Certificate, now: datetime) -> None:
+    if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
+        raise WebEidRejected("OCSP: the responder certificate is not valid now")
 
 
 def load_response(response_der: bytes) -> ocsp.OCSPResponse:
@@ -166,8 +204,14 @@ def check_signer_authorised(
     """RFC 6960 4.2.2.2: configured locally, the CA itself, or its delegate with OCSPSigning."""
     if _spki(signer) == _spki(issuer):
         return
-    if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
-        raise WebEidRejected("OCSP: the responder certificate is not valid now")
+    check_validity(signer, now)
+    check_delegated(signer, issuer, trusted)
+
+
+def check_delegated(
+    signer: x509.Certificate, issuer: x509.Certificate, trusted: Sequence[x509.Certificate]
+) -> None:
+    """The part of ``check_signer_authorised`` that does not depend on the time."""
     if any(signer == pinned for pinned in trusted):
         return
     try:
@@ -229,7 +273,10 @@ def check_nonce_echoed(response: ocsp.OCSPResponse, nonce: bytes | None) -> None
         raise WebEidRejected("OCSP: the response does not echo the request's nonce")
 
 
+@lru_cache(maxsize=1024)
 def _load(der: bytes, what: str) -> x509.Certificate:
+    """Parse (and fully decode) a certificate. Memoised: the same few certificates (our CA,
+    our responder, each citizen's) come back on every check; a bad one raises, uncached."""
     try:
         certificate = x509.load_der_x509_certificate(der)
         certificate.extensions  # noqa: B018 - parsed lazily otherwise

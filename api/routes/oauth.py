@@ -60,6 +60,10 @@ def token(
         response: Response = services.oauth.create_token_response(
             oauth_request(request, services, form, session)
         )
+        # A granted request committed with its new tokens (``save_token``). One refused after
+        # its code or refresh token was taken (a PKCE mismatch, say) must still use it up,
+        # as when every step committed on its own.
+        session.commit()
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from keys.models import as_utc, utcnow
@@ -23,6 +24,29 @@ from .models import AuthorizationCode, Consent, OAuthToken
 
 CODE_LIFETIME = timedelta(seconds=60)
 REFRESH_LIFETIME = timedelta(days=30)
+
+# Statements of the token endpoint, built once with bind parameters (building them per
+# request cost more than running them); the UPDATEs on the tables, so that the ORM does not
+# evaluate their WHERE clauses against the session's objects.
+_CODES = AuthorizationCode.__table__  # type: ignore[attr-defined]
+_TOKENS = OAuthToken.__table__  # type: ignore[attr-defined]
+_CODE_BY_HASH = select(AuthorizationCode).where(col(AuthorizationCode.code_hash) == bindparam("code_hash"))
+_TOKEN_BY_REFRESH_HASH = select(OAuthToken).where(
+    col(OAuthToken.refresh_token_hash) == bindparam("refresh_hash")
+)
+_TAKE_CODE = (
+    update(_CODES)
+    .where(_CODES.c.id == bindparam("code_id"))
+    .where(_CODES.c.used_at.is_(None))
+    .where(_CODES.c.expires_at > bindparam("now"))
+    .values(used_at=bindparam("now"))
+)
+_ROTATE = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("token_id"))
+    .where(_TOKENS.c.refreshed_at.is_(None))
+    .values(refreshed_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,26 +149,25 @@ def save_code(
 def consume_code(
     session: Session, code: str, client_id: str, *, now: datetime | None = None
 ) -> CodeRecord | None:
-    """Take a code once. A second use revokes everything issued from it and returns None."""
+    """Take a code once. A second use revokes everything issued from it and returns None.
+
+    Does not commit a successful take: the caller commits it together with the tokens it
+    issues (``OAuthServer.save_token``; the token route commits whatever a failed request
+    wrote), so a grant is one write transaction. The conditional UPDATE holds the row (or,
+    on SQLite, the database) until then, so a concurrent second use waits and then finds
+    the code used.
+    """
     when = now or utcnow()
-    row = session.exec(
-        select(AuthorizationCode).where(AuthorizationCode.code_hash == _secrets.digest(code))
-    ).first()
+    row = session.exec(_CODE_BY_HASH, params={"code_hash": _secrets.digest(code)}).first()
     if row is None or row.client_id != client_id:
         return None
-    result = session.execute(
-        update(AuthorizationCode)
-        .where(col(AuthorizationCode.id) == row.id)
-        .where(col(AuthorizationCode.used_at).is_(None))
-        .where(col(AuthorizationCode.expires_at) > when)
-        .values(used_at=when)
-    )
-    session.commit()
+    result = session.execute(_TAKE_CODE, {"code_id": row.id, "now": when})
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        if row.used_at is not None or session.get(AuthorizationCode, row.id).used_at is not None:  # type: ignore[union-attr]
+        session.refresh(row)  # what the database holds now: used by someone, or expired
+        if row.used_at is not None:
             revoke_grant(session, row.grant_id, now=when)
         return None
-    session.refresh(row)
+    set_committed_value(row, "used_at", when)
     return CodeRecord(row)
 
 
@@ -171,24 +194,23 @@ def revoke_token(session: Session, row: OAuthToken, *, now: datetime | None = No
 
 
 def find_refresh_token(session: Session, value: str) -> OAuthToken | None:
-    return session.exec(
-        select(OAuthToken).where(OAuthToken.refresh_token_hash == _secrets.digest(value))
-    ).first()
+    return session.exec(_TOKEN_BY_REFRESH_HASH, params={"refresh_hash": _secrets.digest(value)}).first()
 
 
 def rotate_refresh_token(session: Session, row: OAuthToken, *, now: datetime | None = None) -> bool:
-    """Mark a refresh token used; False (and the grant revoked) if someone used it first."""
+    """Mark a refresh token used; False (and the grant revoked) if someone used it first.
+
+    Does not commit a successful rotation: the caller commits it with the new token
+    (``OAuthServer.save_token``), one write transaction per refresh. Until then the
+    conditional UPDATE holds the row (on SQLite, the database), so a concurrent use of the
+    same token waits, then matches no row and revokes the grant.
+    """
     when = now or utcnow()
-    result = session.execute(
-        update(OAuthToken)
-        .where(col(OAuthToken.id) == row.id)
-        .where(col(OAuthToken.refreshed_at).is_(None))
-        .values(refreshed_at=when)
-    )
-    session.commit()
+    result = session.execute(_ROTATE, {"token_id": row.id, "now": when})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         revoke_grant(session, row.grant_id, now=when)
         return False
+    set_committed_value(row, "refreshed_at", when)
     return True
 
 
