@@ -16,6 +16,7 @@ import _harness as h
 import bench_approvals
 import bench_ocsp
 import bench_oidc
+import bench_signing
 import bench_tsa
 
 
@@ -33,6 +34,8 @@ def main() -> int:
                 bench_approvals.bench(env, load),
                 bench_oidc.bench(env, load, args.logins, args.login_concurrency),
             ]
+        # In process, after the servers have stopped: about a minute once its PDFs are cached.
+        results.append(bench_signing.bench(5, [1, 10, 100], bench_signing.CACHE))
     except h.BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2

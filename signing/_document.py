@@ -21,6 +21,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 from pyhanko.sign.validation import read_certification_data
 
+from ._streams import StreamingPdfFileWriter
 from .errors import InvalidDocument, InvalidSigningRequest
 
 _HEADER_WINDOW = 1024
@@ -78,8 +79,10 @@ def open_reader(stream: IO[bytes]) -> PdfFileReader:
     return reader
 
 
-def open_writer(stream: IO[bytes]) -> tuple[IncrementalPdfFileWriter, DocumentInfo]:
-    """An incremental writer over a checked document (refuses documents locked by DocMDP)."""
+def open_writer(stream: IO[bytes]) -> tuple[StreamingPdfFileWriter, DocumentInfo]:
+    """An incremental writer over a checked document (refuses documents locked by DocMDP).
+    It reads objects from ``stream`` as needed and copies the rest with the kernel, so
+    the document is never held in memory."""
     reader = open_reader(stream)
     info = _info(reader, size=None)
     try:
@@ -88,7 +91,7 @@ def open_writer(stream: IO[bytes]) -> tuple[IncrementalPdfFileWriter, DocumentIn
         raise damaged(exc, "the PDF has an unreadable certification signature") from exc
     if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
         raise InvalidDocument("the PDF is certified against any change, so it cannot be signed again")
-    return IncrementalPdfFileWriter.from_reader(reader), info
+    return StreamingPdfFileWriter(reader.stream, prev=reader), info
 
 
 def damaged(exc: BaseException, message: str) -> InvalidDocument:

@@ -16,12 +16,11 @@ import asyncio
 import hashlib
 import os
 import secrets
-import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from asn1crypto import cms
+from asn1crypto import cms, x509
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
@@ -34,14 +33,16 @@ from pyhanko.sign.signers.pdf_signer import (
 )
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from keys.errors import ServiceError
 from keys.keystore import HashAlgorithm
 
+from ._attributes import async_signed_attributes
 from ._cms import hash_algorithm_for, timestamp_certificates, verify_signature
 from ._document import damaged, field_name_for, open_writer, page_box
+from ._output import SignedOutput
+from ._streams import CHUNK_SIZE, BackgroundSync
 from .errors import (
     InvalidDocument,
     InvalidSigningRequest,
@@ -112,8 +113,7 @@ async def async_prepare(
     except OSError as exc:
         raise SigningError(f"cannot read the document or write the prepared file: {exc}") from exc
     path, size, name, digest = written
-    attributes = await signer.signed_attrs(digest.document_digest, hash_algorithm.value, use_pades=True)
-    der = attributes.dump()
+    der = await async_signed_attributes(signer, signer_certificate, hash_algorithm, digest.document_digest)
     prepared = Prepared(
         prepared_path=path,
         prepared_size=size,
@@ -159,7 +159,7 @@ def _write_prepared(
             style, params, field_spec = None, None, fields.SigFieldSpec(name)
             if stamp is not None:
                 index, box = page_box(writer, stamp.page)
-                rectangle = stamp_rectangle(box, stamp.position)
+                rectangle = stamp_rectangle(box, stamp.position, stamp.slot)
                 style, params = stamp_style(
                     stamp, signing_time=signing_time, reason=reason, location=location
                 )
@@ -178,8 +178,14 @@ def _write_prepared(
                 validation_info=None, bytes_reserved=reserved, appearance_text_params=params
             )
             with part.open("w+b") as out:
-                digest, _ = document.digest_tbs_document(output=out)
-                out.flush()
+                syncs: list[BackgroundSync] = []
+                writer.after_copy = lambda stream: syncs.append(BackgroundSync(stream.fileno()))
+                try:
+                    digest, _ = document.digest_tbs_document(output=out, chunk_size=CHUNK_SIZE)
+                    out.flush()
+                finally:
+                    for sync in syncs:
+                        sync.wait()
                 os.fsync(out.fileno())
             size = part.stat().st_size
             part.replace(final)
@@ -217,6 +223,36 @@ async def async_finish(
     level = prepared.level
     if level.has_timestamp and timestamper is None:
         raise InvalidSigningRequest(f"level {level} needs a time-stamping authority")
+    # From here on the copy of the prepared file runs in a thread beside the rest.
+    output = SignedOutput(prepared.prepared_path, out)
+    try:
+        await _complete(prepared, signature, cert, chain, output, timestamper, validation)
+    except TimestampRequestError as exc:
+        await output.discard()
+        raise TrustServiceUnavailable(f"no document time stamp: {exc}") from exc
+    except OSError as exc:
+        await output.discard()
+        raise SigningError(f"cannot write the signed document: {exc}") from exc
+    except PyHankoSigningError as exc:
+        await output.discard()
+        raise SigningError(f"pyHanko could not finish the signature: {exc}") from exc
+    except BaseException:
+        await output.discard()
+        raise
+    return out
+
+
+async def _complete(
+    prepared: Prepared,
+    signature: bytes,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    output: SignedOutput,
+    timestamper: TimeStamper | None,
+    validation: ValidationData | ValidationSource,
+) -> None:
+    """Everything of ``async_finish`` after the checks, while ``output`` is being copied."""
+    level = prepared.level
     registry = SimpleCertificateStore.from_certs(chain)  # type: ignore[no-untyped-call]
     signer = signers.ExternalSigner(cert, registry, signature_value=signature)
     try:
@@ -252,50 +288,22 @@ async def async_finish(
                 # issuer of the root CRL among the DSS certificates, not the trust roots.
                 embed_roots=True,
             )
-        await _write_finished(prepared, signature_cms, out, instructions, context)
+        digest = PreparedByteRangeDigest(
+            document_digest=prepared.document_digest,
+            reserved_region_start=prepared.reserved_region_start,
+            reserved_region_end=prepared.reserved_region_end,
+        )
+        await PdfTBSDocument.async_finish_signing(
+            await output.stream(),
+            digest,
+            signature_cms,
+            post_sign_instr=instructions,
+            validation_context=context,
+            chunk_size=CHUNK_SIZE,
+        )
+        await output.commit()
     finally:
         await context.aclose()  # type: ignore[no-untyped-call]
-    return out
-
-
-async def _write_finished(
-    prepared: Prepared,
-    signature_cms: cms.ContentInfo,
-    out: Path,
-    instructions: PostSignInstructions | None,
-    context: ValidationContext,
-) -> None:
-    part = out.with_name(f".{out.name}.{secrets.token_hex(8)}.part")
-    digest = PreparedByteRangeDigest(
-        document_digest=prepared.document_digest,
-        reserved_region_start=prepared.reserved_region_start,
-        reserved_region_end=prepared.reserved_region_end,
-    )
-    try:
-        await asyncio.to_thread(shutil.copyfile, prepared.prepared_path, part)
-        with part.open("r+b") as stream:
-            await PdfTBSDocument.async_finish_signing(
-                stream,
-                digest,
-                signature_cms,
-                post_sign_instr=instructions,
-                validation_context=context,
-            )
-            stream.flush()
-            os.fsync(stream.fileno())
-        part.replace(out)
-    except TimestampRequestError as exc:
-        part.unlink(missing_ok=True)
-        raise TrustServiceUnavailable(f"no document time stamp: {exc}") from exc
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise SigningError(f"cannot write the signed document: {exc}") from exc
-    except PyHankoSigningError as exc:
-        part.unlink(missing_ok=True)
-        raise SigningError(f"pyHanko could not finish the signature: {exc}") from exc
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def _check_prepared_file(prepared: Prepared) -> None:

@@ -8,6 +8,7 @@ service's own trust services, asked in process (``InProcessRevocation``).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -159,14 +160,26 @@ def load_certificates(ders: Iterable[bytes], what: str) -> list[x509.Certificate
     """Parse DER certificates fully; ``InvalidSigningRequest`` naming ``what`` if one is bad."""
     certs = []
     for der in ders:
-        try:
-            # A full parse now rather than in the middle of signing, on a throwaway copy:
-            # asn1crypto values that have been through ``.native`` are slow to copy later.
-            x509.Certificate.load(der, strict=True).native  # noqa: B018
-        except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on bad input
-            raise InvalidSigningRequest(f"the {what} certificate is not a valid DER certificate") from exc
+        seen = hashlib.sha256(der).digest()
+        if seen not in _parsed:
+            try:
+                # A full parse now rather than in the middle of signing, on a throwaway copy:
+                # asn1crypto values that have been through ``.native`` are slow to copy later.
+                x509.Certificate.load(der, strict=True).native  # noqa: B018
+            except Exception as exc:  # noqa: BLE001 - asn1crypto raises many types on bad input
+                raise InvalidSigningRequest(f"the {what} certificate is not a valid DER certificate") from exc
+            if len(_parsed) >= _PARSED_LIMIT:
+                _parsed.clear()
+            _parsed.add(seen)
         certs.append(x509.Certificate.load(der))
     return certs
+
+
+# SHA-256 of the DER certificates that passed the full parse. The same few certificates
+# (roots, CAs, TSA, each signer) are loaded many times per signature, and the full parse
+# costs about 1.5 ms each; the result depends only on the bytes.
+_parsed: set[bytes] = set()
+_PARSED_LIMIT = 4096
 
 
 def validation_context(data: ValidationData, extra: Iterable[x509.Certificate] = ()) -> ValidationContext:
