@@ -7,6 +7,7 @@ import identity.models  # noqa: F401 - registers the tables
 import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
 import signing.models  # noqa: F401
+import verification.models  # noqa: F401
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
