@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from identity import approvals
@@ -31,17 +31,19 @@ from signing import (
     InProcessTimeStamper,
     Level,
     Prepared,
+    StampPosition,
     StampSpec,
     async_finish,
     async_prepare,
 )
 from signing.errors import SigningError
-from signing.models import SigningSession
+from signing.models import IdempotencyRecord, SigningSession
 
+from . import envelopes, idempotency, qr_stamps
 from .services import Services
 
-RETENTION = timedelta(hours=24)
-"""Default; the setting EID_LIMITS__DOCUMENT_RETENTION_HOURS overrides it."""
+IDEMPOTENCY_TTL = timedelta(days=7)
+"""How long an Idempotency-Key is remembered."""
 
 
 class NoSigningCertificate(IdentityError):
@@ -86,19 +88,41 @@ async def start(
     citizen_id: int,
     initiator: str,
     source_blob: str,
+    source_sha256: bytes,
     document_name: str,
     level: Level,
     reason: str | None,
     location: str | None,
     visible: bool,
+    envelope_id: int | None = None,
+    stamp_slot: int = 0,
+    stamp_page: int = -1,
+    stamp_position: StampPosition = StampPosition.BOTTOM_RIGHT,
+    idempotency_key: tuple[str, str] | None = None,
 ) -> Started:
+    """Prepare ``source_blob`` for ``citizen_id``'s signature and open the approval.
+
+    ``envelope_id`` ties the session to an envelope (its document version);
+    ``stamp_slot`` stacks the visible stamp above earlier signers' ones; ``stamp_page``
+    (an index, negative from the end) and ``stamp_position`` place it;
+    ``idempotency_key`` (principal, key) is completed in the same transaction."""
     with services.session() as db:
         citizen = db.get(Citizen, citizen_id)
         assert citizen is not None
         certificate = _signing_certificate(db, citizen)
         cert_der, name = certificate.der, f"{citizen.given_name} {citizen.family_name}"
     assert cert_der is not None
-    stamp = StampSpec(signer_name=name) if visible else None
+    stamp, issued = None, None
+    if visible:
+        issued = qr_stamps.signature_token(
+            services,
+            document_sha256=source_sha256,
+            document_length=blobs.path(source_blob).stat().st_size,
+            signer_name=name,
+        )
+        stamp = StampSpec(
+            signer_name=name, slot=stamp_slot, qr_url=issued.url, page=stamp_page, position=stamp_position
+        )
     prepared = await async_prepare(
         blobs.path(source_blob),
         blobs.directory,
@@ -131,9 +155,14 @@ async def start(
             source_blob=source_blob,
             prepared=prepared.to_bytes(),
             approval_id=request.public_id,
+            envelope_id=envelope_id,
             delete_after=utcnow() + timedelta(hours=services.settings.limits.document_retention_hours),
         )
         db.add(row)
+        if issued is not None:
+            qr_stamps.record(db, issued)
+        if idempotency_key is not None:
+            idempotency.complete(db, *idempotency_key, row.public_id)
         db.commit()
         db.refresh(row)
         return Started(session=row, verification_code=request.verification_code)
@@ -170,13 +199,8 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
         if approvals_state == "pending" and request.expires_at <= utcnow():
             approvals_state = "expired"
         if approvals_state in ("refused", "expired", "failed"):
-            _claim(
-                db,
-                row,
-                "awaiting_signature",
-                approvals_state if approvals_state != "failed" else "failed",
-                failure_reason=request.failure_reason,
-            )
+            if _claim(db, row, "awaiting_signature", approvals_state, failure_reason=request.failure_reason):
+                _settle_envelope(db, row)
             return row
         if approvals_state != "completed" or request.signature is None:
             return row
@@ -191,7 +215,7 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
             signature,
             out=out,
             timestamper=InProcessTimeStamper(lambda der: services.tsa.respond(der, now=utcnow()).der),
-            validation=_revocation(services),
+            validation=revocation_source(services),
         )
         state, signed, reason = "completed", out.name, None
     except SigningError as exc:
@@ -199,6 +223,7 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
     with services.session() as db:
         row = find(db, public_id, citizen_id)
         _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason)
+        _settle_envelope(db, row)
         if state == "completed":
             note_activity(db, citizen_id, "signature", f"Signed {row.document_name} ({row.level})")
             db.commit()
@@ -206,7 +231,14 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
         return row
 
 
-def _revocation(services: Services) -> InProcessRevocation:
+def _settle_envelope(db: Session, row: SigningSession) -> None:
+    if row.envelope_id is not None:
+        envelopes.settle(db, row)
+        db.commit()
+        db.refresh(row)
+
+
+def revocation_source(services: Services) -> InProcessRevocation:
     pki = services.pki
 
     def current_crls() -> list[bytes]:
@@ -248,6 +280,7 @@ def sweep(services: Services, blobs: BlobStore) -> int:
             select(SigningSession)
             .where(col(SigningSession.delete_after) <= now)
             .where(col(SigningSession.state) != "deleted")
+            .where(col(SigningSession.envelope_id).is_(None))  # envelopes sweep their own
         ).all()
         for row in expired:
             if row.state == "finishing":
@@ -260,4 +293,9 @@ def sweep(services: Services, blobs: BlobStore) -> int:
                 prepared_path.unlink(missing_ok=True)
             if _claim(db, row, row.state, "deleted"):
                 swept += 1
+        swept += envelopes.sweep(db, blobs)
+        db.execute(
+            delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) <= now - IDEMPOTENCY_TTL)
+        )
+        db.commit()
     return swept

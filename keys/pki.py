@@ -128,6 +128,24 @@ _SPECS = {
 OIDC_KEYS = {"oidc-rs256": KeyAlgorithm.RSA_3072, "oidc-es256": KeyAlgorithm.EC_P256}
 
 
+# Key usage each service profile has now. A certificate issued under an older profile
+# (e.g. a QR seal without nonRepudiation, which sealing PDF reports needs) is renewed
+# by the next ``eid init`` instead of failing at use.
+_KEY_USAGE = {
+    Profile.OCSP_RESPONDER: {"digital_signature"},
+    Profile.TSA: {"digital_signature"},
+    Profile.QR_SEAL: {"digital_signature", "non_repudiation"},
+}
+
+
+def _key_usage_current(record: CertificateRecord, profile: Profile) -> bool:
+    wanted = _KEY_USAGE.get(profile)
+    if wanted is None or record.der is None:
+        return True
+    usage = x509.Certificate.load(record.der).key_usage_value
+    return usage is not None and set(usage.native) == wanted
+
+
 def _current(session: Session, profile: Profile, now: datetime) -> CertificateRecord | None:
     """The newest issued, unexpired certificate of a profile."""
     rows = session.exec(
@@ -168,7 +186,11 @@ def _ensure(
     now: datetime,
 ) -> CertificateRecord:
     current = _current(session, spec.profile, now)
-    if current is not None and as_utc(current.not_after) - now > RENEW_BEFORE:
+    if (
+        current is not None
+        and as_utc(current.not_after) - now > RENEW_BEFORE
+        and _key_usage_current(current, spec.profile)
+    ):
         return current
     # New key on every (re)issue: a renewal is also a key rotation.
     key_id = f"{spec.profile.value}-{now:%Y%m%d%H%M%S}"

@@ -3,7 +3,9 @@
 Citizen certificates follow ETSI EN 319 412-1/-2 and the Estonian ID card: the
 subject is ``C, CN="FAMILY,GIVEN,CODE", SN, GN, serialNumber=PNOEE-<code>``; the
 authentication certificate allows client authentication, the signing certificate only
-non-repudiation and carries the qualified-certificate statements.
+non-repudiation and carries the qualified-certificate statements. Organisations' e-seal
+certificates follow EN 319 412-3: the subject names the organisation and its
+``organizationIdentifier`` (e.g. ``NTREE-70000310``), and QcType says eseal.
 """
 
 from __future__ import annotations
@@ -53,10 +55,15 @@ class PolicyOids:
     def qr_seal(self) -> tuple[str, ...]:
         return self._own("3.1")
 
+    @property
+    def org_seal(self) -> tuple[str, ...]:
+        return (*self._own("1.3"), ETSI_QCP_L)
+
 
 # ETSI EN 319 411-1/-2 policy identifiers.
 ETSI_NCP_PLUS = "0.4.0.2042.1.2"
 ETSI_QCP_N = "0.4.0.194112.1.0"
+ETSI_QCP_L = "0.4.0.194112.1.1"
 # ETSI EN 319 421 best practices time-stamp policy.
 ETSI_BTSP = "0.4.0.2023.1.1"
 
@@ -64,8 +71,10 @@ ETSI_BTSP = "0.4.0.2023.1.1"
 QCS_COMPLIANCE = "0.4.0.1862.1.1"
 QCS_TYPE = "0.4.0.1862.1.6"
 QCT_ESIGN = "0.4.0.1862.1.6.1"
+QCT_ESEAL = "0.4.0.1862.1.6.2"
 QCS_PKIX_SYNTAX_V2 = "1.3.6.1.5.5.7.11.2"
 SEMANTICS_ID_NATURAL = "0.4.0.194121.1.1"
+SEMANTICS_ID_LEGAL = "0.4.0.194121.1.2"
 EXT_QC_STATEMENTS = "1.3.6.1.5.5.7.1.3"
 EKU_DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
 
@@ -80,6 +89,7 @@ class Profile(StrEnum):
     QR_SEAL = "qr-seal"
     CITIZEN_AUTH = "citizen-auth"
     CITIZEN_SIGN = "citizen-sign"
+    ORG_SEAL = "org-seal"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +135,28 @@ class CitizenSubject:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrganisationSubject:
+    """The organisation an e-seal certificate names (EN 319 412-3)."""
+
+    country: str
+    """ISO 3166 alpha-2 country of the registry, e.g. ``EE``."""
+    name: str
+    """The organisation's registered name, in full Unicode."""
+    identifier: str
+    """EN 319 412-1 legal person identifier, e.g. ``NTREE-70000310`` (registry, country, number)."""
+
+    def x509_name(self) -> x509.Name:
+        return build_name(
+            [
+                ("country_name", self.country),
+                ("organization_name", self.name),
+                ("organization_identifier", self.identifier),
+                ("common_name", self.name),
+            ]
+        )
+
+
 def service_name(*, country: str, organisation: str, common_name: str) -> x509.Name:
     return build_name(
         [
@@ -157,18 +189,20 @@ class _SemanticsInformation(core.Sequence):
     ]
 
 
-def _qc_statements(*, qualified: bool) -> x509.Extension:
+def _qc_statements(*, qualified: bool, legal_person: bool = False) -> x509.Extension:
+    semantics = SEMANTICS_ID_LEGAL if legal_person else SEMANTICS_ID_NATURAL
     statements = [
         _QcStatement(
             {
                 "statement_id": QCS_PKIX_SYNTAX_V2,
-                "statement_info": _SemanticsInformation({"semantics_identifier": SEMANTICS_ID_NATURAL}),
+                "statement_info": _SemanticsInformation({"semantics_identifier": semantics}),
             }
         )
     ]
     if qualified:
+        qc_type = QCT_ESEAL if legal_person else QCT_ESIGN
         statements.append(_QcStatement({"statement_id": QCS_COMPLIANCE}))
-        statements.append(_QcStatement({"statement_id": QCS_TYPE, "statement_info": _OidList([QCT_ESIGN])}))
+        statements.append(_QcStatement({"statement_id": QCS_TYPE, "statement_info": _OidList([qc_type])}))
     return extension(EXT_QC_STATEMENTS, _QcStatements(statements), critical=False)
 
 
@@ -283,8 +317,9 @@ def extensions_for(
             *_distribution(urls),
         ]
     if profile is Profile.QR_SEAL:
+        # nonRepudiation too: the same seal signs the PDF validation reports (PAdES).
         return [
-            _key_usage("digital_signature"),
+            _key_usage("digital_signature", "non_repudiation"),
             *ids,
             *([_policies(*policies.qr_seal)] if policies.qr_seal else []),
             *_distribution(urls),
@@ -309,5 +344,15 @@ def extensions_for(
             _policies(*policies.citizen_sign),
             *_distribution(urls),
             _qc_statements(qualified=True),
+        ]
+    if profile is Profile.ORG_SEAL:
+        # Like the signing certificate, for the same validators, but a legal person's seal.
+        return [
+            _key_usage("digital_signature", "non_repudiation"),
+            _eku("email_protection", EKU_DOCUMENT_SIGNING),
+            *ids,
+            _policies(*policies.org_seal),
+            *_distribution(urls),
+            _qc_statements(qualified=True, legal_person=True),
         ]
     raise AssertionError(f"unknown profile {profile}")

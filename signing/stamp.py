@@ -25,6 +25,8 @@ STAMP_HEIGHT = 80.0
 """Stamp height in points (about 28 mm)."""
 MARGIN = 28.0
 """Distance from the page edges in points (about 10 mm)."""
+STAMP_GAP = 8.0
+"""Space between stacked stamps in points."""
 MAX_TEXT = 120
 """Longest name, reason or location shown; longer ones are cut with an ellipsis."""
 
@@ -44,6 +46,8 @@ class StampSpec:
 
     signer_name: str
     """Name shown on the stamp, e.g. ``Mari-Liis Männik``."""
+    heading: str = "Digitally signed by"
+    """First line: ``Sealed by`` for an organisation's e-seal."""
     time: datetime | None = None
     """Time shown on the stamp; the claimed signing time when None."""
     qr_url: str | None = None
@@ -52,24 +56,31 @@ class StampSpec:
     """Page index; negative counts from the end, so -1 is the last page."""
     position: StampPosition = StampPosition.BOTTOM_RIGHT
     """Corner of the page the stamp is placed in."""
+    slot: int = 0
+    """Stacking place: slot n sits n stamps further from the corner (the envelope's
+    n-th signer), so several signers' stamps on one page do not overlap."""
 
 
-def stamp_rectangle(page: PageBox, position: StampPosition) -> tuple[int, int, int, int]:
-    """The stamp's rectangle on ``page``, inside the margins of the chosen corner.
+def stamp_rectangle(page: PageBox, position: StampPosition, slot: int = 0) -> tuple[int, int, int, int]:
+    """The stamp's rectangle on ``page``, inside the margins of the chosen corner,
+    ``slot`` stamps (and gaps) away from it towards the middle of the page.
 
     Corners are those of the page's own coordinate space: on a page with /Rotate the
     viewer turns the stamp with the page."""
     width, height = page.right - page.left, page.top - page.bottom
     if width < STAMP_WIDTH + 2 * MARGIN or height < STAMP_HEIGHT + 2 * MARGIN:
         raise InvalidSigningRequest("the page is too small for a visible stamp; sign invisibly instead")
+    shift = slot * (STAMP_HEIGHT + STAMP_GAP)
+    if height < STAMP_HEIGHT + 2 * MARGIN + shift:
+        raise InvalidSigningRequest("no room left on the page for another stamp; sign invisibly instead")
     if position in (StampPosition.BOTTOM_LEFT, StampPosition.TOP_LEFT):
         x1 = page.left + MARGIN
     else:
         x1 = page.right - MARGIN - STAMP_WIDTH
     if position in (StampPosition.BOTTOM_LEFT, StampPosition.BOTTOM_RIGHT):
-        y1 = page.bottom + MARGIN
+        y1 = page.bottom + MARGIN + shift
     else:
-        y1 = page.top - MARGIN - STAMP_HEIGHT
+        y1 = page.top - MARGIN - STAMP_HEIGHT - shift
     return round(x1), round(y1), round(x1 + STAMP_WIDTH), round(y1 + STAMP_HEIGHT)
 
 
@@ -86,7 +97,8 @@ def stamp_style(
         "name": printable(spec.signer_name),
         "time": shown.strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
-    lines = ["Digitally signed by", "%(name)s", "%(time)s"]
+    params["heading"] = printable(spec.heading)
+    lines = ["%(heading)s", "%(name)s", "%(time)s"]
     if reason:
         params["reason"] = printable(reason)
         lines.append("Reason: %(reason)s")

@@ -152,12 +152,20 @@ class ServiceClient:
             raise ProtocolError(f"{method} {path}: the answer is not JSON") from None
 
     def _send(
-        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """An app call with a raw body or a raw answer (documents)."""
         if self._device is None:
             raise WalletError("this wallet has no device key yet: enrol first")
-        request = self._http.build_request(method, self.base_url + path, content=content, params=params)
+        request = self._http.build_request(
+            method, self.base_url + path, content=content, params=params, headers=headers
+        )
         if content is not None:
             request.headers["Content-Type"] = "application/pdf"
         token = request_token(
@@ -172,15 +180,43 @@ class ServiceClient:
             raise _problem(response)
         return response
 
-    def start_signing(self, document: bytes, *, name: str, level: str, reason: str | None) -> dict[str, Any]:
-        """Upload a PDF; the service prepares it and opens a sign request."""
+    def start_signing(
+        self,
+        document: bytes,
+        *,
+        name: str,
+        level: str,
+        reason: str | None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a PDF; the service prepares it and opens a sign request.
+
+        With ``idempotency_key`` a retry after a lost answer gets the same session."""
         params = {"name": name, "level": level}
         if reason:
             params["reason"] = reason
-        data = self._send("POST", f"{API}/signing", content=document, params=params).json()
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        data = self._send("POST", f"{API}/signing", content=document, params=params, headers=headers).json()
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ProtocolError("the signing answer has no session id")
         return data
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        """Envelopes this citizen started or must sign."""
+        data = self._send("GET", f"{API}/envelopes").json()
+        if not isinstance(data, list):
+            raise ProtocolError("the envelope list is not a JSON array")
+        return data
+
+    def start_envelope_signature(self, envelope_id: str) -> dict[str, Any]:
+        """Start this citizen's signature on an envelope; answers like ``start_signing``."""
+        data = self._send("POST", f"{API}/envelopes/{quote(envelope_id, safe='')}/sign").json()
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ProtocolError("the envelope answer has no session id")
+        return data
+
+    def envelope_document(self, envelope_id: str) -> bytes:
+        return self._send("GET", f"{API}/envelopes/{quote(envelope_id, safe='')}/document").content
 
     def signing_state(self, session_id: str, *, wait: bool = False) -> dict[str, Any]:
         data = self._send(

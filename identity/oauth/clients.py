@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlmodel import Session, select
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from keys import audit
 
@@ -21,7 +22,10 @@ from .. import _secrets
 from ..errors import IdentityError
 from .models import OAuthClient
 
-SCOPES = ("openid", "profile", "offline_access", "admin")
+SCOPES = ("openid", "profile", "offline_access", "admin", "signing", "seal")
+"""``signing``: create envelopes for citizens to sign; ``seal``: seal with the client's e-seal."""
+# Built once with a bind parameter: building it for every token request cost more than running it.
+_BY_CLIENT_ID = select(OAuthClient).where(col(OAuthClient.client_id) == bindparam("client_id"))
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
@@ -149,7 +153,8 @@ def register(
 def find(session: Session, client_id: str | None) -> Client | None:
     if not client_id or len(client_id) > 64:
         return None
-    row = session.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    # Read on every request (no cache), so a disabled client is refused at once.
+    row = session.exec(_BY_CLIENT_ID, params={"client_id": client_id}).first()
     if row is None or row.disabled_at is not None:
         return None
     return Client(row)

@@ -165,3 +165,28 @@ def test_serials_are_unique_and_at_least_64_random_bits(service_env: ServiceEnv)
     serials = [issue_citizen(service_env).record.serial for _ in range(5)]
     assert len(set(serials)) == 5
     assert all(int(s, 16).bit_length() >= 64 for s in serials)
+
+
+def test_init_renews_a_service_certificate_issued_under_an_older_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlmodel import Session
+
+    from api.services import init_service
+    from keys import pki as pki_module
+    from tests.conftest import make_env
+
+    env = make_env(tmp_path / "data", "http://127.0.0.1:9")
+    first = init_service(env.settings)
+    assert init_service(env.settings).qr_seal.key_id == first.qr_seal.key_id  # idempotent
+
+    # Pretend the profile now wants a key usage the current certificate lacks.
+    changed = {**pki_module._KEY_USAGE, pki_module.Profile.QR_SEAL: {"digital_signature", "key_agreement"}}
+    monkeypatch.setattr(pki_module, "_KEY_USAGE", changed)
+    renewed = init_service(env.settings)
+    assert renewed.qr_seal.key_id != first.qr_seal.key_id
+    assert renewed.tsa.key_id == first.tsa.key_id and renewed.root.signer.key_id == first.root.signer.key_id
+    with Session(env.engine) as session:
+        assert session.exec(
+            select(CertificateRecord).where(CertificateRecord.key_id == first.qr_seal.key_id)
+        ).one()

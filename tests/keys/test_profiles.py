@@ -441,3 +441,35 @@ def test_operator_arc_adds_own_policies(service_env: ServiceEnv) -> None:
     assert_no_errors(
         "signing certificate with an operator arc", pkix_certificate_validator().validate(document.root)
     )
+
+
+def test_organisation_seal_certificate_passes_pkix_and_etsi_legal_person_lint(
+    service_env: ServiceEnv,
+) -> None:
+    from keys.profiles import OrganisationSubject
+    from keys.seals import issue_seal_certificate
+
+    env = deployed(service_env)
+    session, keystore, pki = env.open()
+    try:
+        record = issue_seal_certificate(
+            session,
+            keystore,
+            pki,
+            subject=OrganisationSubject(
+                country="EE", name="Põllumajandus- ja Toiduamet", identifier="NTREE-77000000"
+            ),
+            client_id="pkilint-client",
+        )
+    finally:
+        session.close()
+        keystore.close()
+    assert record.der is not None
+    document = lint_certificate("seal certificate", record.der)
+    detected = etsi.determine_certificate_type(document)
+    assert "LEGAL_PERSON" in detected.name, detected
+    assert_no_errors(f"seal certificate (ETSI {detected})", lint_etsi(document, detected), *NOT_QSCD)
+    parsed = x509.load_der_x509_certificate(record.der)
+    org_id = parsed.subject.get_attributes_for_oid(x509.ObjectIdentifier("2.5.4.97"))[0].value
+    assert org_id == "NTREE-77000000"
+    assert "Põllumajandus" in parsed.subject.rfc4514_string()

@@ -120,3 +120,29 @@ def test_documents_are_deleted_after_retention(
     assert swept["sessions_swept"] >= 1
     assert app.call("GET", f"/api/v1/signing/{started['id']}").json()["state"] == "deleted"
     assert app.call("GET", f"/api/v1/signing/{started['id']}/document").status_code == 404
+
+
+def test_idempotency_key_gives_the_same_session(
+    server: RunningServer, app: ProtocolApp, tmp_path: Path
+) -> None:
+    body = make_pdf(tmp_path / "in.pdf").read_bytes()
+    key = {"content-type": "application/pdf", "idempotency-key": "7d5c0b7e-retry"}
+
+    def upload(content: bytes, **params: str) -> httpx.Response:
+        query = "&".join(f"{k}={v}" for k, v in {"level": "B-B", **params}.items())
+        return app.call(
+            "POST",
+            f"/api/v1/signing?{query}",
+            token=app.token("POST", "/api/v1/signing"),
+            content=content,
+            headers=key,
+        )
+
+    first, again = upload(body), upload(body)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["verification_code"] == first.json()["verification_code"]
+    assert len([r for r in app.pending() if r["kind"] == "sign"]) == 1  # one approval, not two
+
+    changed = upload(body, level="B-T")
+    assert changed.status_code == 422 and "different request" in changed.json()["detail"]

@@ -128,3 +128,21 @@ def test_stamp_text_is_what_the_font_can_show() -> None:
     assert printable("Дмитрий  \n Иванов") == "??????? ??????"
     assert printable("100% sure") == "100% sure"
     assert printable("x" * 500).endswith("x...") and len(printable("x" * 500)) == 122
+
+
+def test_stacked_stamps_do_not_overlap_and_run_out_of_room_clearly() -> None:
+    import pytest
+
+    from signing._document import PageBox
+    from signing.errors import InvalidSigningRequest
+    from signing.stamp import stamp_rectangle
+
+    a4 = PageBox(left=0, bottom=0, right=595, top=842, rotate=0)
+    for position in StampPosition:
+        boxes = [stamp_rectangle(a4, position, slot) for slot in range(8)]
+        for lower, upper in zip(boxes, boxes[1:], strict=False):
+            assert lower[0] == upper[0]  # same column
+            assert lower[3] <= upper[1] or upper[3] <= lower[1]  # no vertical overlap
+        assert all(x1 >= 0 and x2 <= 595 and y1 >= 0 and y2 <= 842 for x1, y1, x2, y2 in boxes)
+    with pytest.raises(InvalidSigningRequest, match="no room left"):
+        stamp_rectangle(a4, StampPosition.BOTTOM_RIGHT, 9)
