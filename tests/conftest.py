@@ -115,6 +115,9 @@ def make_env(data_dir: Path, public_url: str = "http://127.0.0.1:8000") -> Servi
         "EID_DATA_DIR": str(data_dir),
         "EID_PUBLIC_URL": public_url,
         "EID_KEYSTORE__PASSPHRASE": PASSPHRASE,
+        # The suite logs in and enrols far more often from 127.0.0.1 than the per-address
+        # limits allow; tests/api/test_rate_limits.py tests the limits with its own app.
+        "EID_RATE_LIMITS__ENABLED": "false",
     }
     if database_url:
         env["EID_DATABASE_URL"] = database_url
@@ -123,6 +126,7 @@ def make_env(data_dir: Path, public_url: str = "http://127.0.0.1:8000") -> Servi
         public_url=public_url,
         database_url=database_url,
         keystore={"passphrase": PASSPHRASE},  # type: ignore[arg-type]
+        rate_limits={"enabled": False},  # type: ignore[arg-type]
         _env_file=None,  # type: ignore[call-arg]
     )
     return ServiceEnv(data_dir=data_dir, env=env, settings=settings)
