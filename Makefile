@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WALLET_PORT ?= 8001
 
 .PHONY: install run test test-postgres system-deps lint typecheck bench docs clean
 # The PostgreSQL server the second test run uses; each test environment gets a new database.
@@ -18,9 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The service, plus a demo citizen enrolled in var/demo-wallet and that wallet's page
+# (the citizen's phone) on WALLET_PORT; prints both addresses and the demo PINs.
 run: install
 	$(BIN)/eid init
-	$(BIN)/eid serve --host $(HOST) --port $(PORT)
+	HOST=$(HOST) PORT=$(PORT) WALLET_PORT=$(WALLET_PORT) $(BIN)/python scripts/demo.py
 
 system-deps:
 	bash scripts/system-deps.sh

@@ -12,20 +12,29 @@ from fastapi.staticfiles import StaticFiles
 
 from keys.errors import ServiceError
 
-from . import problems
-from .routes import admin, auth, enrolment, me, oauth, oidc, signing, trust
+from . import observability, problems
+from .body_limit import BodyLimitMiddleware
+from .proxy import TrustedProxyMiddleware
+from .ratelimit import RateLimitMiddleware
+from .routes import admin, auth, enrolment, envelopes, me, oauth, oidc, seals, signing, trust
 from .routes import app as app_routes
+from .routes import demo as demo_routes
+from .routes import pages as page_routes
+from .routes import qr as qr_routes
+from .routes import verify as verify_routes
+from .security_headers import SecurityHeadersMiddleware
 from .services import Services
 from .settings import Settings
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app. ``services`` may be given by tests; otherwise opened at start-up."""
+    settings = settings or (services.settings if services else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or Services.start(settings or Settings())
+        app.state.services = services or Services.start(settings)
         try:
             yield
         finally:
@@ -39,6 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     problems.install(app)
+    _install_middleware(app, settings)
     app.include_router(trust.router)
     app.include_router(enrolment.router)
     app.include_router(app_routes.router)
@@ -48,6 +58,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(admin.router)
     app.include_router(oidc.router)
     app.include_router(signing.router)
+    app.include_router(envelopes.router)
+    app.include_router(seals.router)
+    app.include_router(qr_routes.router)
+    app.include_router(verify_routes.router)
+    app.include_router(page_routes.router)
+    app.include_router(demo_routes.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
@@ -70,3 +86,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost first: proxy headers (the real client and scheme), then the access log and
+    metrics (they see every answer, 413 and 429 included), security headers (on every
+    answer too), rate limits (cheapest refusal before any body is read), body limits."""
+    app.add_middleware(
+        BodyLimitMiddleware, default=settings.limits.body_bytes, documents=settings.limits.document_bytes
+    )
+    if settings.rate_limits.enabled:
+        app.add_middleware(RateLimitMiddleware, settings=settings.rate_limits)
+    app.add_middleware(SecurityHeadersMiddleware, public_https=settings.public_url.startswith("https://"))
+    observability.install(app, access_log=settings.logging.access_log)  # adds its middleware
+    if settings.proxy.networks:
+        app.add_middleware(TrustedProxyMiddleware, trusted=settings.proxy.networks)

@@ -117,19 +117,41 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and pages."""
     import uvicorn
 
+    from .logs import config as log_config
     from .services import Services
 
+    settings = _settings()
     # Fail here, readably, rather than inside a worker's start-up.
-    Services.start(_settings()).close()
+    Services.start(settings).close()
+    _reset_metrics_directory()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        # X-Forwarded-* are handled in the app, from EID_PROXY__TRUSTED only (api/proxy.py).
         proxy_headers=False,
-        log_level="info",
+        # JSON or text lines with personal codes masked; the app logs each request itself.
+        log_config=log_config(settings.logging),
+        access_log=False,
+        # uvicorn's supervisor kills a worker that does not answer its ping in time (5 s by
+        # default); importing pyHanko and friends on a busy machine can take longer, and the
+        # replacement would be killed the same way, forever.
+        timeout_worker_healthcheck=60,
     )
+
+
+def _reset_metrics_directory() -> None:
+    """With several workers, prometheus_client keeps metric values in files under
+    PROMETHEUS_MULTIPROC_DIR; those of a previous run would be added to this one's."""
+    import os
+    from pathlib import Path
+
+    if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
 
 
 @main.group()
@@ -466,7 +488,7 @@ def client() -> None:
     "--scope",
     "scopes",
     multiple=True,
-    help="Allowed scope (repeatable): openid, profile, offline_access, admin.",
+    help="Allowed scope (repeatable): openid, profile, offline_access, admin, signing, seal.",
 )
 @click.option(
     "--post-logout-redirect-uri", "post_logout", multiple=True, help="Allowed after RP-initiated logout."
@@ -597,12 +619,25 @@ def documents_() -> None:
 def documents_sweep(as_json: bool) -> None:
     """Delete documents past their retention (run from cron, or leave it to the server)."""
     from . import signing_flow
-    from .routes.signing import blobs
     from .services import Services
+    from .uploads import document_store
 
     services = Services.start(_settings())
     try:
-        swept = signing_flow.sweep(services, blobs(services))
+        swept = signing_flow.sweep(services, document_store(services))
     finally:
         services.close()
     _emit({"sessions_swept": swept}, as_json, lambda d: f"{d['sessions_swept']} signing session(s) swept")
+
+
+from .cli_seal import seal_group  # noqa: E402 - registered after main is defined
+
+main.add_command(seal_group)
+
+from .cli_qr import qr_group  # noqa: E402 - registered after main is defined
+
+main.add_command(qr_group)
+
+from .cli_verify import verify_command  # noqa: E402 - registered after main is defined
+
+main.add_command(verify_command)

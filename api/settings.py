@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_PASSPHRASE = "development-only-passphrase"
@@ -126,6 +126,135 @@ class LimitSettings(_Section):
     document_retention_hours: int = Field(
         24, ge=1, le=24 * 90, description="How long uploaded and signed documents are kept."
     )
+    body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body of any route not listed as a document upload (those take "
+        "EID_LIMITS__DOCUMENT_BYTES): bigger bodies get 413, by Content-Length or while streaming.",
+    )
+
+
+class LoggingSettings(_Section):
+    format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object per line (for log shippers); `text`: for people."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged.")
+    access_log: bool = Field(
+        True, description="Log one line per request: request id, method, route, status, duration."
+    )
+
+
+def _per_minute(default: float) -> Any:
+    return Field(default, gt=0, description="Tokens added to a client's bucket per minute.")
+
+
+def _burst(default: int) -> Any:
+    return Field(default, ge=1, description="Bucket size: requests a client may make at once.")
+
+
+class RateRule(_Section):
+    """A token bucket per client address: ``burst`` at once, then ``per_minute``."""
+
+    per_minute: float = _per_minute(60)
+    burst: int = _burst(10)
+
+
+class LoginRate(RateRule):
+    per_minute: float = _per_minute(30)
+    burst: int = _burst(20)
+
+
+class PollingRate(RateRule):
+    per_minute: float = _per_minute(600)
+    burst: int = _burst(120)
+
+
+class EnrolmentRate(RateRule):
+    per_minute: float = _per_minute(10)
+    burst: int = _burst(5)
+
+
+class AdminRate(RateRule):
+    per_minute: float = _per_minute(600)
+    burst: int = _burst(100)
+
+
+class RateLimitSettings(_Section):
+    enabled: bool = Field(True, description="Answer 429 to clients over a limit below.")
+    login: LoginRate = Field(
+        default_factory=LoginRate,
+        description="Login starts per client address: app and card logins, authorization requests, PAR.",
+    )
+    polling: PollingRate = Field(
+        default_factory=PollingRate,
+        description="Approval polling per client address: login and signing status, the app's "
+        "pending requests (the login page polls once a second).",
+    )
+    enrolment: EnrolmentRate = Field(
+        default_factory=EnrolmentRate,
+        description="Activation-code use (enrolment) per client address; keeps codes from being guessed.",
+    )
+    admin: AdminRate = Field(default_factory=AdminRate, description="Admin API calls per client address.")
+    max_clients: int = Field(
+        100_000,
+        ge=100,
+        description="Client addresses tracked per rule and process; the least recently seen are "
+        "forgotten beyond this (memory bound).",
+    )
+
+
+class ProxySettings(_Section):
+    trusted: str = Field(
+        "",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For/-Proto/-Host headers are believed, e.g. `10.0.0.0/8`. Empty: none are.",
+    )
+
+    @field_validator("trusted")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        import ipaddress
+
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @property
+    def networks(self) -> list[str]:
+        return [part.strip() for part in self.trusted.split(",") if part.strip()]
+
+
+class VerificationSettings(_Section):
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Worker processes that validate uploaded PDFs (validations at the same time).",
+    )
+    timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Wall-clock seconds one validation may take; then its worker is killed and the "
+        "report says INDETERMINATE.",
+    )
+    memory_mb: int = Field(
+        1024,
+        ge=256,
+        le=65536,
+        description="Address-space cap (MiB) of each validation worker; a PDF needing more (a "
+        "decompression bomb) is reported INDETERMINATE.",
+    )
+    extra_trust_anchors: Path | None = Field(
+        None,
+        description="Folder of CA certificates (PEM or DER) trusted for validating signatures besides "
+        "our own root; self-signed ones become anchors, the others help build paths.",
+    )
+    trusted_list: Path | None = Field(
+        None,
+        description="Local file of an EU-style trusted list (ETSI TS 119 612 XML); the certificates of "
+        "its granted services become trust anchors. It is read, never downloaded.",
+    )
 
 
 class Settings(BaseSettings):
@@ -162,6 +291,14 @@ class Settings(BaseSettings):
     web_eid: WebEidSettings = Field(default_factory=WebEidSettings, description="Web eID card login.")
     oidc: OidcSettings = Field(default_factory=OidcSettings, description="OpenID Connect provider.")
     limits: LimitSettings = Field(default_factory=LimitSettings, description="Request limits.")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logs.")
+    rate_limits: RateLimitSettings = Field(
+        default_factory=RateLimitSettings, description="Rate limits per client address."
+    )
+    proxy: ProxySettings = Field(default_factory=ProxySettings, description="Reverse proxies in front.")
+    verification: VerificationSettings = Field(
+        default_factory=VerificationSettings, description="Validation of uploaded signed PDFs."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -260,6 +260,53 @@ def sign_command(
     _emit(result, f"Signed ({result['level']}): {result['out']}", as_json)
 
 
+@cli.command("envelopes")
+@json_option
+@click.pass_obj
+def envelopes_command(run: _Run, as_json: bool) -> None:
+    """Envelopes you started or must sign (with whose turn it is)."""
+    with _app_client(run) as client:
+        items = client.envelopes()
+
+    def text(rows: list[dict[str, Any]]) -> str:
+        lines = []
+        for row in rows:
+            signers = ", ".join(f"{s['name']} ({s['state']})" for s in row.get("signers", []))
+            turn = "  <- your turn" if row.get("your_turn") else ""
+            lines.append(f"{row['id']}  {row['state']:9} {row['document_name']}: {signers}{turn}")
+        return "\n".join(lines) or "no envelopes"
+
+    _emit(items, text(items), as_json)
+
+
+@cli.command("sign-envelope")
+@click.argument("envelope_id")
+@click.option("--pin2", prompt="PIN2", hide_input=True, help="PIN2, for the signing key.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the signed version."
+)
+@json_option
+@click.pass_obj
+def sign_envelope_command(run: _Run, envelope_id: str, pin2: str, out: Path | None, as_json: bool) -> None:
+    """Add your signature to an envelope: start, approve with PIN2, wait."""
+    from . import signing
+
+    with _app_client(run) as client:
+        result = signing.sign_envelope(run.wallet, client, envelope_id, out, pin2=pin2)
+    _emit(result, f"Signed envelope {envelope_id}", as_json)
+
+
+@cli.command("ui")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port (0: any).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.pass_obj
+def ui_command(run: _Run, port: int, host: str) -> None:
+    """Serve a local page listing pending requests that asks for the PIN (a demo phone)."""
+    from .ui import serve
+
+    serve(run.wallet, host=host, port=port, transport=run.app.transport)
+
+
 @cli.command("unblock")
 @click.option("--key", "purpose", type=click.Choice([p.value for p in Purpose]), required=True)
 @click.option("--puk", prompt="PUK", hide_input=True, help="The PUK (a token wallet: the tokens' SO PIN).")

@@ -29,7 +29,7 @@ from identity.oauth.models import AuthorizationRequest
 from identity.oauth.tokens import InvalidToken, check_bearer
 from keys.models import utcnow
 
-from .. import cookies
+from .. import cookies, i18n
 from ..deps import get_services
 from ..oauth.server import Request as OAuthRequest
 from ..pages import render
@@ -119,8 +119,15 @@ def jwks(services: ServicesDep) -> JSONResponse:
 # Authorization.
 
 
-def _error_page(services: Services, title: str, detail: str, status: int = 400) -> HTMLResponse:
-    return render("error.html", {"title": title, "detail": detail}, status=status)
+def _error_page(request: Request, key: str, status: int = 400) -> HTMLResponse:
+    """A page for people (never a redirect): ``key`` names the title and text in ``api/i18n``."""
+    t = i18n.Translator(i18n.choose(request))
+    return render(
+        "error.html",
+        {"title": t(f"error.{key}.title"), "detail": t(f"error.{key}.detail"), "advice": None},
+        status=status,
+        request=request,
+    )
 
 
 def _redirect_error(
@@ -209,11 +216,7 @@ def authorize_pairs(
         if since is None:
             pushed = _pushed(db, pairs)
             if pushed is None:
-                return _error_page(
-                    services,
-                    "Invalid request",
-                    "The pushed authorization request is unknown, used or expired.",
-                )
+                return _error_page(request, "par_unknown")
             pairs = pushed
         oreq = OAuthRequest(
             method="GET",
@@ -226,20 +229,14 @@ def authorize_pairs(
         data = oreq.payload.data
         client = clients.find(db, data.get("client_id"))
         if client is None:
-            return _error_page(
-                services, "Unknown service", "The service that sent you here is not registered with us."
-            )
+            return _error_page(request, "unknown_client")
         redirect_uri = data.get("redirect_uri")
         if redirect_uri is None:
             redirect_uri = client.get_default_redirect_uri()
             if redirect_uri is None:
-                return _error_page(
-                    services, "Invalid request", "The service did not say where to send you back."
-                )
+                return _error_page(request, "no_redirect")
         elif not client.check_redirect_uri(redirect_uri):
-            return _error_page(
-                services, "Invalid request", "The return address does not match the service's registration."
-            )
+            return _error_page(request, "bad_redirect")
         state = data.get("state")
         for name, error in UNSUPPORTED.items():
             if name in data:
@@ -283,9 +280,7 @@ def authorize_pairs(
             parked_request = since or parked.park(db, client.client_id, pairs)
             return RedirectResponse(f"/consent?request={parked_request.public_id}", status_code=303)
         if since is not None and not parked.complete(db, since):
-            return _error_page(
-                services, "Already done", "This login was already completed. Start again from the service."
-            )
+            return _error_page(request, "already_done")
         oreq.requested_claims = json.loads(data["claims"]) if "claims" in data else None
         response: Response = services.oauth.create_authorization_response(oreq, grant_user=owner, grant=grant)
         location = response.headers.get("location")
@@ -320,9 +315,7 @@ def authorize_resume(
     with services.session() as db:
         row = parked.find(db, rid)
     if row is None:
-        return _error_page(
-            services, "Login expired", "This login has expired or was already completed. Start again."
-        )
+        return _error_page(request, "login_expired")
     return authorize_pairs(request, services, parked.params(row), since=row, posted=False)
 
 
@@ -334,13 +327,16 @@ def consent_page(request: Request, services: ServicesDep) -> Response:
     with services.session() as db:
         row = parked.find(db, request.query_params.get("request"))
         if row is None:
-            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+            return _error_page(request, "login_expired")
         client = clients.find(db, row.client_id)
         assert client is not None
-        scope = client.get_allowed_scope(dict(parked.params(row)).get("scope", ""))
+        data = dict(parked.params(row))
+        scope = client.get_allowed_scope(data.get("scope", ""))
     return render(
         "consent.html",
         {"client_name": client.row.name, "scopes": scope.split(), "request_id": row.public_id},
+        request=request,
+        ui_locales=data.get("ui_locales"),
     )
 
 
@@ -355,7 +351,7 @@ def consent_decide(
         row = parked.find(db, request_id)
         identity = authentication.session_identity(db, request.cookies.get(cookies.SESSION))
         if row is None or identity is None:
-            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+            return _error_page(request, "login_expired")
         data = dict(parked.params(row))
         client = clients.find(db, row.client_id)
         assert client is not None
@@ -380,7 +376,7 @@ def login_page(request: Request, services: ServicesDep) -> Response:
     with services.session() as db:
         row = parked.find(db, request.query_params.get("request"))
         if row is None:
-            return _error_page(services, "Login expired", "This login has expired or was already completed.")
+            return _error_page(request, "login_expired")
         data = dict(parked.params(row))
         client = clients.find(db, row.client_id)
         assert client is not None
@@ -392,11 +388,12 @@ def login_page(request: Request, services: ServicesDep) -> Response:
         "login.html",
         {
             "client_name": client.row.name,
-            "request_id": row.public_id,
+            "next_url": f"/oauth/authorize/resume?request={row.public_id}",
             "login_hint": hint if hint.isdigit() and len(hint) == 11 else "",
             "methods": methods,
-            "locale": next((tag for tag in data.get("ui_locales", "").split() if tag in ("et", "en")), "en"),
         },
+        request=request,
+        ui_locales=data.get("ui_locales"),
     )
 
 
@@ -458,18 +455,16 @@ def _end_session(request: Request, services: Services, pairs: list[tuple[str, st
     with services.session() as db:
         hint_claims = _hint_claims(services, hint) if hint else None
         if hint and hint_claims is None:
-            return _error_page(services, "Logout failed", "The service sent an ID token we did not issue.")
+            return _error_page(request, "logout_foreign_token")
         client_id = data.get("client_id") or (hint_claims or {}).get("aud")
         if isinstance(client_id, list):
             client_id = client_id[0] if client_id else None
         client = clients.find(db, client_id) if isinstance(client_id, str) else None
         if hint_claims is not None and data.get("client_id") and hint_claims.get("aud") != data["client_id"]:
-            return _error_page(services, "Logout failed", "The ID token was issued to another service.")
+            return _error_page(request, "logout_other_service")
         target = data.get("post_logout_redirect_uri")
         if target is not None and (client is None or not logout.post_logout_allowed(client, target)):
-            return _error_page(
-                services, "Logout failed", "The address to return to is not registered for this service."
-            )
+            return _error_page(request, "logout_bad_redirect")
         token = request.cookies.get(cookies.SESSION)
         identity = authentication.session_identity(db, token)
         if identity is not None and (
@@ -491,7 +486,7 @@ def _end_session(request: Request, services: Services, pairs: list[tuple[str, st
         location = target + (("&" if "?" in target else "?") + urlencode({"state": state}) if state else "")
         response: Response = RedirectResponse(location, status_code=303)
     else:
-        response = render("logged_out.html", {})
+        response = render("logged_out.html", {}, request=request)
     cookies.clear_session(response)
     return response
 
