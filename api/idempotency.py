@@ -17,9 +17,12 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from keys.errors import ServiceError
 from signing.models import IdempotencyRecord
+
+from .services import Services
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
@@ -105,3 +108,23 @@ def release(db: Session, principal: str, key: str) -> None:
     if row is not None and row.resource is None:
         db.delete(row)
         db.commit()
+
+
+# Async routes call these: a database write may wait for SQLite's write gate, which must
+# not happen on the event loop.
+
+
+async def async_claim(services: Services, principal: str, key: str, print_: str) -> str | None:
+    def work() -> str | None:
+        with services.session() as db:
+            return claim(db, principal, key, print_)
+
+    return await run_in_threadpool(work)
+
+
+async def async_release(services: Services, principal: str, key: str) -> None:
+    def work() -> None:
+        with services.session() as db:
+            release(db, principal, key)
+
+    await run_in_threadpool(work)

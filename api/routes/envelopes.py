@@ -121,7 +121,9 @@ async def create_envelope(
         reason=reason,
         visible=visible,
     )
-    try:
+
+    def work() -> tuple[EnvelopeOut, bool]:
+        nonlocal claimed
         with services.session() as db:
             if key is not None:
                 options = [("signers", spec.signer_codes), ("ordered", ordered), ("level", level)]
@@ -129,9 +131,7 @@ async def create_envelope(
                 fingerprint = idempotency.fingerprint("envelope", options, upload.sha256)
                 earlier = idempotency.claim(db, principal.ref, key, fingerprint)
                 if earlier is not None:
-                    store.delete(upload.blob_id)
-                    response.status_code = 200
-                    return _envelope_out(db, envelopes.find(db, earlier, principal), principal)
+                    return _envelope_out(db, envelopes.find(db, earlier, principal), principal), True
                 claimed = (principal.ref, key)
             envelope = envelopes.create(
                 db,
@@ -141,13 +141,19 @@ async def create_envelope(
                 retention_hours=services.settings.limits.document_retention_hours,
                 idempotency_key=claimed,
             )
-            return _envelope_out(db, envelope, principal)
+            return _envelope_out(db, envelope, principal), False
+
+    try:
+        out, repeated = await run_in_threadpool(work)
     except BaseException:
         store.delete(upload.blob_id)
         if claimed is not None:
-            with services.session() as db:
-                idempotency.release(db, *claimed)
+            await idempotency.async_release(services, *claimed)
         raise
+    if repeated:
+        store.delete(upload.blob_id)  # the earlier request's upload is the envelope's
+        response.status_code = 200
+    return out
 
 
 @router.get("", summary="Envelopes you started or must sign")
@@ -192,17 +198,20 @@ async def sign_envelope(envelope_id: str, request: Request, services: ServicesDe
     citizen_id, initiator = await run_in_threadpool(_principal, request, services)
     principal = Principal(citizen_id=citizen_id)
     store = document_store(services)
-    with services.session() as db:
-        envelope = envelopes.find(db, envelope_id, principal)
-        claim, slot = envelopes.claim_turn(db, envelope, citizen_id)
-        assert envelope.id is not None
-        row_id, blob = envelope.id, envelope.current_blob
-        level, name, reason, visible = (
-            envelope.level,
-            envelope.document_name,
-            envelope.reason,
-            envelope.visible,
-        )
+
+    def take_turn() -> tuple[SigningEnvelope, str, int]:
+        with services.session() as db:
+            envelope = envelopes.find(db, envelope_id, principal)
+            claim, slot = envelopes.claim_turn(db, envelope, citizen_id)
+            return envelope, claim, slot
+
+    def bind(session_public_id: str | None) -> None:
+        with services.session() as db:
+            envelopes.bind_claim(db, row_id, claim, session_public_id)
+
+    envelope, claim, slot = await run_in_threadpool(take_turn)
+    assert envelope.id is not None
+    row_id, blob = envelope.id, envelope.current_blob
     try:
         sha256 = await run_in_threadpool(_file_sha256, store.path(blob))
         started = await signing_flow.start(
@@ -212,20 +221,19 @@ async def sign_envelope(envelope_id: str, request: Request, services: ServicesDe
             initiator=f"envelope {envelope_id}",
             source_blob=blob,
             source_sha256=sha256,
-            document_name=name,
-            level=Level(level),
-            reason=reason,
+            document_name=envelope.document_name,
+            level=Level(envelope.level),
+            reason=envelope.reason,
             location=None,
-            visible=visible,
+            visible=envelope.visible,
             envelope_id=row_id,
             stamp_slot=slot,
         )
     except BaseException:
-        with services.session() as db:
-            envelopes.bind_claim(db, row_id, claim, None)
+        await run_in_threadpool(bind, None)
         raise
+    await run_in_threadpool(bind, started.session.public_id)
     with services.session() as db:
-        envelopes.bind_claim(db, row_id, claim, started.session.public_id)
         return _out(db, started.session)
 
 

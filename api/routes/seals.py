@@ -104,11 +104,10 @@ async def create_seal(
             fingerprint = idempotency.fingerprint(
                 "seal", [*options.items(), ("visible", visible)], upload.sha256
             )
-            with services.session() as db:
-                earlier = idempotency.claim(db, principal, key, fingerprint)
+            earlier = await idempotency.async_claim(services, principal, key, fingerprint)
             if earlier is not None:
                 response.status_code = 200
-                return _out(_find(services, earlier, token.client_id))
+                return _out(await run_in_threadpool(_find, services, earlier, token.client_id))
             claimed = (principal, key)
         try:
             row = await seal(
@@ -129,8 +128,7 @@ async def create_seal(
             )
         except BaseException:
             if claimed is not None:
-                with services.session() as db:
-                    idempotency.release(db, *claimed)
+                await idempotency.async_release(services, *claimed)
             raise
     finally:
         store.delete(upload.blob_id)

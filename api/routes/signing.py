@@ -98,8 +98,7 @@ async def start_signing(
             fingerprint = idempotency.fingerprint(
                 "signing", [*options.items(), ("visible", visible)], upload.sha256
             )
-            with services.session() as db:
-                earlier = idempotency.claim(db, principal, key, fingerprint)
+            earlier = await idempotency.async_claim(services, principal, key, fingerprint)
             if earlier is not None:
                 store.delete(upload.blob_id)
                 response.status_code = 200
@@ -125,8 +124,7 @@ async def start_signing(
     except BaseException:
         store.delete(upload.blob_id)
         if claimed is not None:
-            with services.session() as db:
-                idempotency.release(db, *claimed)
+            await idempotency.async_release(services, *claimed)
         raise
     with services.session() as db:
         return _out(db, started.session)
