@@ -30,6 +30,7 @@ from verification import (
     read_token,
 )
 
+from .. import i18n
 from ..deps import get_services
 from ..pages import render
 from ..services import Services
@@ -144,6 +145,7 @@ async def _form_file(request: Request, limit: int) -> UploadFile | None:
 
 
 def _page(
+    request: Request,
     services: Services,
     token: str,
     verified: tuple[QrClaims, DocumentStatus | None] | None = None,
@@ -152,19 +154,21 @@ def _page(
     try:
         claims, status = verified or _verify(services, token)
     except InvalidQrToken as exc:
-        return render(
-            "error.html",
-            {"title": "This QR code could not be verified", "detail": f"{exc.title}: {exc}"},
-            status=exc.status,
-        )
+        t = i18n.Translator(i18n.choose(request))
+        context: dict[str, Any] = {
+            "title": t("qr.error.title"),
+            "detail": t.get(f"qr.error.{exc.slug}", t("qr.error.detail")),
+            "advice": t("qr.error.advice"),
+        }
+        return render("error.html", context, status=exc.status, request=request)
     context = {"claims": claims, "status": status, "action": f"/v/{token}", **extra}
-    return render("qr.html", context)
+    return render("qr.html", context, request=request)
 
 
 @router.get("/v/{token}", summary="Verification page a QR code opens", response_class=HTMLResponse)
 @router.get("/V/{token}", include_in_schema=False)
-def qr_page(token: str, services: ServicesDep) -> HTMLResponse:
-    return _page(services, token)
+def qr_page(token: str, request: Request, services: ServicesDep) -> HTMLResponse:
+    return _page(request, services, token)
 
 
 def _prefix_digest(upload: UploadFile, length: int) -> tuple[bytes, int]:
@@ -186,18 +190,20 @@ async def qr_page_check(token: str, request: Request, services: ServicesDep) -> 
     try:
         upload = await _form_file(request, limit)
     except UploadTooLarge:
-        return await run_in_threadpool(_page, services, token, check="too-large", limit_mb=limit // 2**20)
+        return await run_in_threadpool(
+            _page, request, services, token, check="too-large", limit_mb=limit // 2**20
+        )
     if upload is None:
-        return await run_in_threadpool(_page, services, token, check="no-file")
+        return await run_in_threadpool(_page, request, services, token, check="no-file")
     try:
         claims, status = await run_in_threadpool(_verify, services, token)
     except InvalidQrToken:
         await upload.close()
-        return await run_in_threadpool(_page, services, token)
+        return await run_in_threadpool(_page, request, services, token)
     verified = (claims, status)
     if status is None:
         await upload.close()
-        return _page(services, token, verified, check="unknown")
+        return _page(request, services, token, verified, check="unknown")
     try:
         digest, size = await run_in_threadpool(_prefix_digest, upload, status.document_length)
     finally:
@@ -205,7 +211,7 @@ async def qr_page_check(token: str, request: Request, services: ServicesDep) -> 
     # The token's hash is of the document before signing; the signed PDF appends to it.
     matches = size >= status.document_length and digest == claims.document_sha256
     check = "match" if matches else "mismatch"
-    return _page(services, token, verified, check=check, added=size - status.document_length)
+    return _page(request, services, token, verified, check=check, added=size - status.document_length)
 
 
 @router.get("/api/v1/qr/status/{document_id}", summary="Status of a signed or sealed document")

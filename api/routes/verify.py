@@ -295,9 +295,16 @@ async def verify_pdf_report(request: Request, services: ServicesDep) -> Response
     return _pdf(await sealed_report(services, report))
 
 
+_PAGE_ERRORS: dict[type[VerificationError], str] = {
+    UploadRejected: "verify.error.no_file",
+    UploadTooLarge: "verify.error.too_large",
+    UnreadableDocument: "verify.error.unreadable",
+}
+
+
 @router.get("/verify", response_class=HTMLResponse, include_in_schema=False)
 async def verify_page(request: Request) -> HTMLResponse:
-    return pages.render("verify.html", {}, request=request)
+    return pages.render("verify.html", {"error": None, "detail": None}, request=request)
 
 
 @router.post("/verify", response_class=HTMLResponse, include_in_schema=False)
@@ -305,5 +312,7 @@ async def verify_page_upload(request: Request, services: ServicesDep) -> HTMLRes
     try:
         report = await verify_upload(request, services)
     except (UploadRejected, UploadTooLarge, UnreadableDocument) as exc:
-        return pages.render("verify.html", {"error": str(exc)}, status=exc.status, request=request)
+        # A sentence in the visitor's language first; the validator's own words one click away.
+        context = {"error": _PAGE_ERRORS[type(exc)], "detail": str(exc)}
+        return pages.render("verify.html", context, status=exc.status, request=request)
     return pages.render("verify_report.html", {"report": report}, request=request)
