@@ -193,7 +193,8 @@ def _ensure(
     ):
         return current
     # New key on every (re)issue: a renewal is also a key rotation.
-    key_id = f"{spec.profile.value}-{now:%Y%m%d%H%M%S}"
+    # Microseconds: a renewal within the same second as the last issue must get a new key.
+    key_id = f"{spec.profile.value}-{now:%Y%m%d%H%M%S%f}"
     public_key_der = _key_for(keystore, key_id, spec.algorithm)
     subject = service_name(
         country=config.country,
