@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WALLET_PORT ?= 8001
 
-.PHONY: install run test test-postgres system-deps lint typecheck bench docs clean
+.PHONY: install run test test-postgres system-deps lint audit typecheck bench docs clean
 # The PostgreSQL server the second test run uses; each test environment gets a new database.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 
@@ -28,7 +28,7 @@ run: install
 system-deps:
 	bash scripts/system-deps.sh
 
-test: install system-deps lint
+test: install system-deps lint audit
 	$(BIN)/python -m pytest
 
 # The whole suite again against PostgreSQL (needs a server at TEST_POSTGRES_URL).
@@ -39,6 +39,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# pip-audit over the installed dependencies; accepted findings in audit-ignore.txt.
+# Skips with a message (exit 0) when the vulnerability service cannot be reached.
+audit: install
+	$(BIN)/python scripts/audit.py
 
 bench: install system-deps
 	$(BIN)/python bench/run_all.py

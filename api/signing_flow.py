@@ -24,7 +24,7 @@ from identity.models import ApprovalRequest, Citizen
 from keys import crl as crls
 from keys.blobs import BlobStore
 from keys.ca import CertState
-from keys.models import CertificateRecord, utcnow
+from keys.models import CertificateRecord, as_utc, utcnow
 from keys.profiles import Profile
 from signing import (
     InProcessRevocation,
@@ -44,6 +44,11 @@ from .services import Services
 
 IDEMPOTENCY_TTL = timedelta(days=7)
 """How long an Idempotency-Key is remembered."""
+
+FINISHING_LEASE = timedelta(minutes=2)
+"""A session still ``finishing`` this long after the approval was answered was abandoned
+(the instance finishing it died: finishing takes seconds). Polling it finishes it again;
+two finishers are harmless, since only one conditional ``finishing`` update wins."""
 
 
 class NoSigningCertificate(IdentityError):
@@ -191,6 +196,9 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
     """Move the session on from the approval's state; finish the PDF once approved."""
     with services.session() as db:
         row = find(db, public_id, citizen_id)
+        if row.state == "finishing" and (abandoned := _abandoned(db, row)) is not None:
+            db.expunge(row)
+            return await _finish(services, blobs, public_id, citizen_id, *abandoned)
         if row.state != "awaiting_signature":
             return row
         request = db.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == row.approval_id)).first()
@@ -208,6 +216,27 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
             return row
         signature, prepared = request.signature, Prepared.from_bytes(row.prepared)
         db.expunge(row)
+    return await _finish(services, blobs, public_id, citizen_id, signature, prepared)
+
+
+def _abandoned(db: Session, row: SigningSession) -> tuple[bytes, Prepared] | None:
+    """The signature and prepared PDF of a session left ``finishing`` by a dead instance."""
+    request = db.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == row.approval_id)).first()
+    if request is None or request.signature is None or request.answered_at is None:
+        return None
+    if as_utc(request.answered_at) > utcnow() - FINISHING_LEASE:
+        return None
+    return request.signature, Prepared.from_bytes(row.prepared)
+
+
+async def _finish(
+    services: Services,
+    blobs: BlobStore,
+    public_id: str,
+    citizen_id: int,
+    signature: bytes,
+    prepared: Prepared,
+) -> SigningSession:
     try:
         out = blobs.path(blobs.new_id())
         await async_finish(
@@ -222,7 +251,10 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
         state, signed, reason = "failed", None, str(exc)[:300]
     with services.session() as db:
         row = find(db, public_id, citizen_id)
-        _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason)
+        if not _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason):
+            if signed is not None:  # another finisher won: ours is a spare copy
+                blobs.delete(signed)
+            return row
         _settle_envelope(db, row)
         if state == "completed":
             note_activity(db, citizen_id, "signature", f"Signed {row.document_name} ({row.level})")
@@ -283,8 +315,8 @@ def sweep(services: Services, blobs: BlobStore) -> int:
             .where(col(SigningSession.envelope_id).is_(None))  # envelopes sweep their own
         ).all()
         for row in expired:
-            if row.state == "finishing":
-                continue  # another instance is writing it; next sweep
+            if row.state == "finishing" and _abandoned(db, row) is None:
+                continue  # another instance is writing it; next sweep (unless it died)
             prepared_path = Prepared.from_bytes(row.prepared).prepared_path if row.prepared else None
             for blob in (row.source_blob, row.signed_blob):
                 if blob:

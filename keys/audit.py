@@ -1,8 +1,9 @@
 """The append-only audit log: each entry is chained to the hash of the one before.
 
 An entry's hash covers its time, actor, action, target, details and the previous
-hash, so removing or editing any entry breaks every hash after it. Two writers racing
-for the same predecessor collide on the unique ``prev_hash`` and the loser retries.
+hash, so removing or editing any entry breaks every hash after it. On PostgreSQL appends
+take turns under an advisory lock; should two writers still race for the same predecessor,
+they collide on the unique ``prev_hash`` and ``append``'s loser retries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -19,6 +21,7 @@ from .errors import KeyServiceError
 from .models import AuditEntry, as_utc, utcnow
 
 GENESIS = "0" * 64
+_APPEND_LOCK = 0x6569_6461_7564_6974  # "eidaudit": the PostgreSQL advisory lock for appends
 
 
 def _digest(entry: AuditEntry) -> str:
@@ -45,6 +48,12 @@ def record(
     The caller's commit may still lose a race for the predecessor; ``append`` is the
     variant that owns its transaction and retries.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        # Concurrent transactions would read the same last entry and the later one would
+        # fail on the unique prev_hash at flush, deep inside the caller's work (a 500 for
+        # an enrolment, say). One transaction-scoped lock makes appends take turns; it is
+        # released at the caller's commit or rollback. SQLite already has one writer.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
     last = session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(1)).first()
     entry = AuditEntry(
         at=utcnow(),
