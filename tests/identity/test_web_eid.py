@@ -710,7 +710,11 @@ def test_rejects_malformed_optional_fields(
 # --- the caller's origin and nonce -----------------------------------------------------
 
 
-@pytest.mark.parametrize("nonce", [new_nonce(16), new_nonce(31), "A" * 42, "not base64 at all!" * 4, ""])
+@pytest.mark.parametrize(
+    "nonce",
+    [new_nonce(16), new_nonce(31), "A" * 42, "not base64 at all!" * 4, ""],
+    ids=["16-bytes", "31-bytes", "not-decodable-length", "not-base64", "empty"],
+)
 def test_rejects_short_or_malformed_nonce(ctx: Ctx, p256: IssuedCitizen, nonce: str) -> None:
     rejected(ctx, make_token(p256.private_key, p256.der, nonce), nonce, "challenge nonce must")
 
