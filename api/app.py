@@ -16,7 +16,7 @@ from . import observability, problems
 from .body_limit import BodyLimitMiddleware
 from .proxy import TrustedProxyMiddleware
 from .ratelimit import RateLimitMiddleware
-from .routes import admin, auth, enrolment, envelopes, me, oauth, oidc, seals, signing, trust
+from .routes import admin, auth, enrolment, envelopes, me, oauth, oidc, registration, seals, signing, trust
 from .routes import app as app_routes
 from .routes import demo as demo_routes
 from .routes import pages as page_routes
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(oauth.router)
     app.include_router(admin.router)
     app.include_router(oidc.router)
+    app.include_router(registration.router)
     app.include_router(signing.router)
     app.include_router(envelopes.router)
     app.include_router(seals.router)
