@@ -157,6 +157,24 @@ class RunningServer:
     process: subprocess.Popen[bytes]
 
 
+def wait_until_serving(
+    process: subprocess.Popen[bytes], url: str, log: Path, *, path: str = "/healthz", seconds: float = 60
+) -> None:
+    """Wait until ``url + path`` answers 200; if the process dies or time runs out, kill it
+    and fail with its log."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url + path, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(log.read_text())
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def server(service_env: ServiceEnv) -> Iterator[RunningServer]:
     """``eid serve`` running on the session's data directory."""
@@ -169,17 +187,7 @@ def server(service_env: ServiceEnv) -> Iterator[RunningServer]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError((service_env.data_dir / "server.log").read_text())
-        time.sleep(0.2)
+    wait_until_serving(process, url, service_env.data_dir / "server.log")
     yield RunningServer(url=url, env=service_env, process=process)
     process.terminate()
     try:

@@ -35,7 +35,7 @@ from sqlmodel import Session, select
 from api.services import init_service
 from keys.models import CertificateRecord, utcnow
 from signing.models import SigningSession
-from tests.conftest import EID, ServiceEnv, free_port, make_env
+from tests.conftest import EID, ServiceEnv, free_port, make_env, wait_until_serving
 from tests.identity.protocol_client import ProtocolApp
 from tests.identity.test_login_with_app import fresh_code
 from tests.signing.conftest import make_pdf
@@ -66,17 +66,7 @@ class Server:
             self.process = subprocess.Popen(
                 [EID, "serve", "--port", str(self.port)], env=self.env.env, stdout=log, stderr=log
             )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise RuntimeError(self.log.read_text())
-            time.sleep(0.1)
+        wait_until_serving(self.process, self.url, self.log)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from api import db
 from api.services import init_service
 from identity import citizens
 from identity.oauth import clients
-from tests.conftest import EID, ServiceEnv, free_port, make_env
+from tests.conftest import EID, ServiceEnv, free_port, make_env, wait_until_serving
 from tests.identity.oidc.conftest import REDIRECT, RelyingParty, pkce
 from tests.identity.protocol_client import ProtocolApp
 from tests.identity.test_login_with_app import fresh_code
@@ -77,20 +76,6 @@ def _spawn(env: ServiceEnv, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(log.read_text())
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     folder = tmp_path_factory.mktemp("pair")
@@ -110,8 +95,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         # Both start at once (start-up is mostly imports): the test waits for the slower.
         for port, log in ((port_a, folder / "a.log"), (port_b, folder / "b.log")):
             processes.append(_spawn(env, port, log))
-        _wait_ready(processes[0], public, folder / "a.log")
-        _wait_ready(processes[1], f"http://127.0.0.1:{port_b}", folder / "b.log")
+        wait_until_serving(processes[0], public, folder / "a.log", path="/readyz", seconds=90)
+        wait_until_serving(
+            processes[1], f"http://127.0.0.1:{port_b}", folder / "b.log", path="/readyz", seconds=90
+        )
         yield Pair(
             a=public,
             b=f"http://127.0.0.1:{port_b}",

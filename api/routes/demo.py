@@ -267,11 +267,11 @@ async def demo_sign(request: Request, services: ServicesDep) -> Response:
     return response
 
 
-@router.get("/signed", response_class=HTMLResponse)
-async def demo_signed(request: Request, services: ServicesDep) -> Response:
-    """What the service learns of the envelope, with its own token."""
-    if (off := _disabled(request, services)) is not None:
-        return off
+async def _fetch_envelope(
+    request: Request, services: Services, suffix: str
+) -> tuple[dict[str, Any], httpx.Response] | Response:
+    """GET the demo session's envelope (``suffix``: "" or "/document") with the service's
+    own token, as a relying party would; back to /demo when there is no envelope yet."""
     config = _config(services)
     session = _read_cookie(request, config)
     if not session.get("envelope"):
@@ -279,9 +279,21 @@ async def demo_signed(request: Request, services: ServicesDep) -> Response:
     async with _oauth_client(config) as client:
         bearer = await _service_token(client, services.issuer)
         answer = await client.get(
-            services.issuer + f"/api/v1/envelopes/{session['envelope']}",
+            services.issuer + f"/api/v1/envelopes/{session['envelope']}{suffix}",
             headers={"Authorization": f"Bearer {bearer}"},
         )
+    return session, answer
+
+
+@router.get("/signed", response_class=HTMLResponse)
+async def demo_signed(request: Request, services: ServicesDep) -> Response:
+    """What the service learns of the envelope, with its own token."""
+    if (off := _disabled(request, services)) is not None:
+        return off
+    fetched = await _fetch_envelope(request, services, "")
+    if isinstance(fetched, Response):
+        return fetched
+    session, answer = fetched
     return _page(request, claims=session.get("claims"), envelope=answer.json() if answer.is_success else None)
 
 
@@ -290,16 +302,10 @@ async def demo_document(request: Request, services: ServicesDep) -> Response:
     """The signed PDF, fetched by the service with its own token."""
     if (off := _disabled(request, services)) is not None:
         return off
-    config = _config(services)
-    session = _read_cookie(request, config)
-    if not session.get("envelope"):
-        return RedirectResponse("/demo", status_code=303)
-    async with _oauth_client(config) as client:
-        bearer = await _service_token(client, services.issuer)
-        answer = await client.get(
-            services.issuer + f"/api/v1/envelopes/{session['envelope']}/document",
-            headers={"Authorization": f"Bearer {bearer}"},
-        )
+    fetched = await _fetch_envelope(request, services, "/document")
+    if isinstance(fetched, Response):
+        return fetched
+    _, answer = fetched
     return Response(
         answer.content,
         status_code=answer.status_code,

@@ -22,7 +22,7 @@ import pytest
 from api import logs
 from api.settings import LoggingSettings
 from tests import openssl
-from tests.conftest import EID, ServiceEnv, free_port, issue_citizen
+from tests.conftest import EID, ServiceEnv, free_port, issue_citizen, wait_until_serving
 from tests.identity.test_login_with_app import fresh_code
 
 
@@ -56,17 +56,7 @@ def logged_server(
             stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(log_path.read_text())
-            time.sleep(0.2)
+        wait_until_serving(process, url, log_path)
         try:
             yield LoggedServer(url=url, log=log_path, metrics=folder / "metrics")
         finally:

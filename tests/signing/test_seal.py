@@ -5,29 +5,24 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from keys.issuance import Purpose, issue_citizen_certificate
-from keys.keystore import KeyAlgorithm
-from keys.profiles import CitizenSubject
+from keys.profiles import OrganisationSubject
+from keys.seals import issue_seal_certificate
 from signing import Level, StampSpec, async_sign_with_keystore
 from tests.signing.conftest import Trust, make_pdf, run
 from tests.signing.witnesses import async_pyhanko_report, pdfsig
 
 
 def test_sign_with_a_key_in_the_key_store(trust: Trust, nss_db: str, tmp_path: Path) -> None:
-    # Until the seal profile exists, a signing-profile certificate for a key-store key.
-    key_id = f"test-seal-{secrets.token_hex(4)}"
-    info = trust.keystore.create_key(key_id, KeyAlgorithm.EC_P384)
-    record = issue_citizen_certificate(
+    # An organisation's e-seal: a key in the key store with an EN 319 412-3 certificate.
+    record = issue_seal_certificate(
         trust.session,
         trust.keystore,
         trust.pki,
-        subject=CitizenSubject(
-            country="EE", given_name="Seal", family_name="Registry", personal_code="38001085718"
-        ),
-        purpose=Purpose.SIGNING,
-        public_key_der=info.public_key_der,
+        subject=OrganisationSubject(country="EE", name="Population Register", identifier="NTREE-70000310"),
+        client_id=f"test-{secrets.token_hex(4)}",
     )
-    assert record.der is not None
+    assert record.der is not None and record.key_id is not None
+    key_id = record.key_id
     workdir = tmp_path / "work"
     workdir.mkdir()
     out = run(

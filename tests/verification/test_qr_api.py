@@ -23,9 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from keys.issuance import Purpose, issue_citizen_certificate
-from keys.keystore import KeyAlgorithm
-from keys.profiles import CitizenSubject
+from keys.profiles import OrganisationSubject
+from keys.seals import issue_seal_certificate
 from signing import Level, StampSpec, async_sign_with_keystore
 from tests.conftest import RunningServer
 from tests.signing.conftest import Trust, make_pdf, run
@@ -332,19 +331,16 @@ def test_signed_pdf_page_scan_follow_and_upload(
     source = make_pdf(tmp_path / "in.pdf")
     original = source.read_bytes()
     url, document_id = _issue(sealer, server, original, display_name="Population Register")
-    key_id = f"test-qr-{secrets.token_hex(4)}"
-    info = sealer.keystore.create_key(key_id, KeyAlgorithm.EC_P256)
-    record = issue_citizen_certificate(
+    # An organisation's e-seal: a key in the key store with an EN 319 412-3 certificate.
+    record = issue_seal_certificate(
         sealer.session,
         sealer.keystore,
         sealer.pki,
-        subject=CitizenSubject(
-            country="EE", given_name="Seal", family_name="Registry", personal_code="38001085718"
-        ),
-        purpose=Purpose.SIGNING,
-        public_key_der=info.public_key_der,
+        subject=OrganisationSubject(country="EE", name="Population Register", identifier="NTREE-70000310"),
+        client_id=f"test-{secrets.token_hex(4)}",
     )
-    assert record.der is not None
+    assert record.der is not None and record.key_id is not None
+    key_id = record.key_id
     workdir = tmp_path / "work"
     workdir.mkdir()
     signed = run(
