@@ -5,14 +5,14 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY keys ./keys
 COPY identity ./identity
 COPY signing ./signing
 COPY verification ./verification
 COPY api ./api
 COPY wallet ./wallet
-RUN pip install --no-cache-dir --upgrade pip && pip install --no-cache-dir .
+RUN pip install --no-cache-dir --upgrade pip && pip install --no-cache-dir -c requirements.lock .
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \

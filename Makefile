@@ -7,17 +7,22 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WALLET_PORT ?= 8001
 
-.PHONY: install run test test-postgres system-deps lint audit typecheck bench docs clean
+.PHONY: install run test test-postgres system-deps lint audit typecheck bench lock docs clean
 # The PostgreSQL server the second test run uses; each test environment gets a new database.
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Versions come from requirements.lock (constraints); `make lock` rewrites it after a
+# change to the dependencies in pyproject.toml.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
+
+lock: install $(VENV)/.bench-installed
+	$(BIN)/python scripts/lock.py
 
 # The service, plus a demo citizen enrolled in var/demo-wallet and that wallet's page
 # (the citizen's phone) on WALLET_PORT; prints both addresses and the demo PINs.
@@ -49,8 +54,14 @@ lint: install
 audit: install
 	$(BIN)/python scripts/audit.py
 
-bench: install system-deps
+# Every benchmark against freshly started servers (about 25 minutes, a 10-minute soak
+# included); rewrites the results section of docs/benchmarks.md and its chart.
+bench: install system-deps $(VENV)/.bench-installed
 	$(BIN)/python bench/run_all.py
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,bench]'
+	touch $@
 
 docs: install
 	$(BIN)/eid config docs > docs/configuration.md

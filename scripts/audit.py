@@ -1,4 +1,4 @@
-"""``make audit``: pip-audit over the installed environment, with accepted findings.
+"""``make audit``: pip-audit over the locked dependencies (``requirements.lock``), with accepted findings.
 
 Accepted findings live in ``audit-ignore.txt``, one ``--ignore-vuln ID  # reason, date``
 per line. A vulnerability that is not accepted fails the build. When the vulnerability
@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE_FILE = ROOT / "audit-ignore.txt"
+LOCK = ROOT / "requirements.lock"
 
 
 def ignored(path: Path) -> list[str]:
@@ -37,7 +38,9 @@ def ignored(path: Path) -> list[str]:
 def main() -> int:
     accepted = ignored(IGNORE_FILE)
     service = os.environ.get("AUDIT_SERVICE", "pypi")
-    command = [str(Path(sys.executable).parent / "pip-audit"), "--local", "--skip-editable"]
+    # The locked versions (what `make install` and the Dockerfile install), not the venv:
+    # something installed by hand is not the product.
+    command = [str(Path(sys.executable).parent / "pip-audit"), "-r", str(LOCK), "--no-deps", "--disable-pip"]
     command += ["--format", "json", "--progress-spinner", "off", "--vulnerability-service", service]
     for vuln in accepted:
         command += ["--ignore-vuln", vuln]

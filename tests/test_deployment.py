@@ -109,3 +109,33 @@ def test_compose_configures_only_through_eid_variables() -> None:
     assert volume is not None and environment["EID_DATA_DIR"] == volume[1]
     mounts = dict(str(m).split(":", 1)[::-1] for m in service["volumes"])
     assert mounts[volume[1]] in compose["volumes"]
+
+
+def test_the_lock_pins_every_dependency_within_pyproject() -> None:
+    """requirements.lock (``make lock``) pins each direct dependency at a version its
+    pyproject.toml range allows, and the Dockerfile and ``make install`` install with it."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line!r}"
+            pins[canonicalize_name(name)] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    direct = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
+    for raw in direct:
+        requirement = Requirement(raw)
+        version = pins.get(canonicalize_name(requirement.name))
+        assert version is not None, f"{requirement.name} is missing from requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{requirement.name}=={version} vs {raw}"
+        )
+    assert "-c requirements.lock" in (ROOT / "Dockerfile").read_text()
+    assert "-c requirements.lock -e '.[test]'" in (ROOT / "Makefile").read_text()
