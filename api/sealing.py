@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from asn1crypto import x509
+from starlette.concurrency import run_in_threadpool
 
 from identity.errors import IdentityError
 from keys.blobs import BlobStore
@@ -58,12 +59,19 @@ async def seal(
     request: SealRequest,
     idempotency_key: tuple[str, str] | None = None,
 ) -> SealedDocument:
-    """Seal ``source_blob`` with ``client_id``'s e-seal; the source is left to the caller."""
-    with services.session() as db:
-        record = current_seal(db, client_id)
-        if record is None or record.der is None or record.key_id is None:
-            raise NoSealCertificate("this client has no valid e-seal certificate: ask the operator for one")
-        der, key_id, serial = record.der, record.key_id, record.serial
+    """Seal ``source_blob`` with ``client_id``'s e-seal; the source is left to the caller.
+    Database work runs in the thread pool (a write may wait for a lock)."""
+
+    def seal_key() -> tuple[bytes, str, str]:
+        with services.session() as db:
+            record = current_seal(db, client_id)
+            if record is None or record.der is None or record.key_id is None:
+                raise NoSealCertificate(
+                    "this client has no valid e-seal certificate: ask the operator for one"
+                )
+            return record.der, record.key_id, record.serial
+
+    der, key_id, serial = await run_in_threadpool(seal_key)
     organisation = _organisation(der)
     stamp = None
     qr_document_id = None
@@ -93,7 +101,8 @@ async def seal(
         reason=request.reason,
         location=request.location,
     )
-    try:
+
+    def record() -> SealedDocument:
         with services.session() as db:
             row = SealedDocument(
                 public_id=f"sl-{secrets.token_urlsafe(12)}",
@@ -113,6 +122,9 @@ async def seal(
             db.commit()
             db.refresh(row)
             return row
+
+    try:
+        return await run_in_threadpool(record)
     except BaseException:
         out.unlink(missing_ok=True)
         raise

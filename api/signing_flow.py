@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from identity import approvals
 from identity.citizens import note_activity
@@ -110,13 +111,20 @@ async def start(
     ``envelope_id`` ties the session to an envelope (its document version);
     ``stamp_slot`` stacks the visible stamp above earlier signers' ones; ``stamp_page``
     (an index, negative from the end) and ``stamp_position`` place it;
-    ``idempotency_key`` (principal, key) is completed in the same transaction."""
-    with services.session() as db:
-        citizen = db.get(Citizen, citizen_id)
-        assert citizen is not None
-        certificate = _signing_certificate(db, citizen)
-        cert_der, name = certificate.der, f"{citizen.given_name} {citizen.family_name}"
-    assert cert_der is not None
+    ``idempotency_key`` (principal, key) is completed in the same transaction.
+
+    Database work runs in the thread pool, like every route's: a write may wait for the
+    SQLite write gate or a PostgreSQL row lock, and must not stop the event loop."""
+
+    def signer() -> tuple[bytes, str]:
+        with services.session() as db:
+            citizen = db.get(Citizen, citizen_id)
+            assert citizen is not None
+            certificate = _signing_certificate(db, citizen)
+            assert certificate.der is not None
+            return certificate.der, f"{citizen.given_name} {citizen.family_name}"
+
+    cert_der, name = await run_in_threadpool(signer)
     stamp, issued = None, None
     if visible:
         issued = qr_stamps.signature_token(
@@ -138,39 +146,43 @@ async def start(
         reason=reason,
         location=location,
     )
-    with services.session() as db:
-        citizen = db.get(Citizen, citizen_id)
-        assert citizen is not None
-        request = approvals.open_request(
-            db,
-            citizen=citizen,
-            kind=approvals.ApprovalKind.SIGN,
-            hash_value=prepared.digest_to_sign,
-            hash_algorithm=prepared.hash_algorithm.value,
-            display_text=f"Sign {document_name}"[:200],
-            binding=None,
-        )
-        row = SigningSession(
-            public_id=f"sg-{request.public_id[3:]}",
-            citizen_id=citizen_id,
-            initiator=initiator,
-            document_name=document_name[:200],
-            level=prepared.level.value,
-            state="awaiting_signature",
-            source_blob=source_blob,
-            prepared=prepared.to_bytes(),
-            approval_id=request.public_id,
-            envelope_id=envelope_id,
-            delete_after=utcnow() + timedelta(hours=services.settings.limits.document_retention_hours),
-        )
-        db.add(row)
-        if issued is not None:
-            qr_stamps.record(db, issued)
-        if idempotency_key is not None:
-            idempotency.complete(db, *idempotency_key, row.public_id)
-        db.commit()
-        db.refresh(row)
-        return Started(session=row, verification_code=request.verification_code)
+
+    def record() -> Started:
+        with services.session() as db:
+            citizen = db.get(Citizen, citizen_id)
+            assert citizen is not None
+            request = approvals.open_request(
+                db,
+                citizen=citizen,
+                kind=approvals.ApprovalKind.SIGN,
+                hash_value=prepared.digest_to_sign,
+                hash_algorithm=prepared.hash_algorithm.value,
+                display_text=f"Sign {document_name}"[:200],
+                binding=None,
+            )
+            row = SigningSession(
+                public_id=f"sg-{request.public_id[3:]}",
+                citizen_id=citizen_id,
+                initiator=initiator,
+                document_name=document_name[:200],
+                level=prepared.level.value,
+                state="awaiting_signature",
+                source_blob=source_blob,
+                prepared=prepared.to_bytes(),
+                approval_id=request.public_id,
+                envelope_id=envelope_id,
+                delete_after=utcnow() + timedelta(hours=services.settings.limits.document_retention_hours),
+            )
+            db.add(row)
+            if issued is not None:
+                qr_stamps.record(db, issued)
+            if idempotency_key is not None:
+                idempotency.complete(db, *idempotency_key, row.public_id)
+            db.commit()
+            db.refresh(row)
+            return Started(session=row, verification_code=request.verification_code)
+
+    return await run_in_threadpool(record)
 
 
 def find(db: Session, public_id: str, citizen_id: int) -> SigningSession:
@@ -194,11 +206,21 @@ def _claim(db: Session, row: SigningSession, state_from: str, state_to: str, **v
 
 async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_id: int) -> SigningSession:
     """Move the session on from the approval's state; finish the PDF once approved."""
+    step = await run_in_threadpool(_next_step, services, public_id, citizen_id)
+    if isinstance(step, SigningSession):
+        return step
+    return await _finish(services, blobs, public_id, citizen_id, *step)
+
+
+def _next_step(
+    services: Services, public_id: str, citizen_id: int
+) -> SigningSession | tuple[bytes, Prepared]:
+    """The session as it now stands, or the (signature, prepared PDF) this caller has
+    claimed to finish."""
     with services.session() as db:
         row = find(db, public_id, citizen_id)
         if row.state == "finishing" and (abandoned := _abandoned(db, row)) is not None:
-            db.expunge(row)
-            return await _finish(services, blobs, public_id, citizen_id, *abandoned)
+            return abandoned
         if row.state != "awaiting_signature":
             return row
         request = db.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == row.approval_id)).first()
@@ -214,9 +236,7 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
             return row
         if not _claim(db, row, "awaiting_signature", "finishing"):
             return row
-        signature, prepared = request.signature, Prepared.from_bytes(row.prepared)
-        db.expunge(row)
-    return await _finish(services, blobs, public_id, citizen_id, signature, prepared)
+        return request.signature, Prepared.from_bytes(row.prepared)
 
 
 def _abandoned(db: Session, row: SigningSession) -> tuple[bytes, Prepared] | None:
@@ -249,18 +269,22 @@ async def _finish(
         state, signed, reason = "completed", out.name, None
     except SigningError as exc:
         state, signed, reason = "failed", None, str(exc)[:300]
-    with services.session() as db:
-        row = find(db, public_id, citizen_id)
-        if not _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason):
-            if signed is not None:  # another finisher won: ours is a spare copy
-                blobs.delete(signed)
+
+    def settle() -> SigningSession:
+        with services.session() as db:
+            row = find(db, public_id, citizen_id)
+            if not _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason):
+                if signed is not None:  # another finisher won: ours is a spare copy
+                    blobs.delete(signed)
+                return row
+            _settle_envelope(db, row)
+            if state == "completed":
+                note_activity(db, citizen_id, "signature", f"Signed {row.document_name} ({row.level})")
+                db.commit()
+            db.refresh(row)
             return row
-        _settle_envelope(db, row)
-        if state == "completed":
-            note_activity(db, citizen_id, "signature", f"Signed {row.document_name} ({row.level})")
-            db.commit()
-        db.refresh(row)
-        return row
+
+    return await run_in_threadpool(settle)
 
 
 def _settle_envelope(db: Session, row: SigningSession) -> None:

@@ -169,14 +169,16 @@ async def list_envelopes(request: Request, services: ServicesDep) -> list[Envelo
 async def _catch_up(services: Services, envelope_id: str) -> None:
     """Move the envelope's signing session on (an approval answered since), so the
     envelope's state is current however the caller learns of it."""
-    with services.session() as db:
-        row = db.exec(select(SigningEnvelope).where(SigningEnvelope.public_id == envelope_id)).first()
-        busy = row.busy_session if row is not None else None
-        session = (
-            db.exec(select(SigningSession).where(SigningSession.public_id == busy)).first()
-            if busy and busy.startswith("sg-")
-            else None
-        )
+
+    def busy_session() -> SigningSession | None:
+        with services.session() as db:
+            row = db.exec(select(SigningEnvelope).where(SigningEnvelope.public_id == envelope_id)).first()
+            busy = row.busy_session if row is not None else None
+            if not busy or not busy.startswith("sg-"):
+                return None
+            return db.exec(select(SigningSession).where(SigningSession.public_id == busy)).first()
+
+    session = await run_in_threadpool(busy_session)
     if session is not None:
         await signing_flow.advance(services, document_store(services), session.public_id, session.citizen_id)
 
@@ -233,8 +235,12 @@ async def sign_envelope(envelope_id: str, request: Request, services: ServicesDe
         await run_in_threadpool(bind, None)
         raise
     await run_in_threadpool(bind, started.session.public_id)
-    with services.session() as db:
-        return _out(db, started.session)
+
+    def out() -> SessionOut:
+        with services.session() as db:
+            return _out(db, started.session)
+
+    return await run_in_threadpool(out)
 
 
 @router.post("/{envelope_id}/cancel", summary="Withdraw an open envelope (its creator only)")

@@ -102,8 +102,7 @@ async def start_signing(
             if earlier is not None:
                 store.delete(upload.blob_id)
                 response.status_code = 200
-                with services.session() as db:
-                    return _out(db, signing_flow.find(db, earlier, citizen_id))
+                return await run_in_threadpool(_out_by_id, services, earlier, citizen_id)
             claimed = (principal, key)
         started = await signing_flow.start(
             services,
@@ -126,8 +125,17 @@ async def start_signing(
         if claimed is not None:
             await idempotency.async_release(services, *claimed)
         raise
+    return await run_in_threadpool(_session_out, services, started.session)
+
+
+def _out_by_id(services: Services, public_id: str, citizen_id: int) -> SessionOut:
     with services.session() as db:
-        return _out(db, started.session)
+        return _out(db, signing_flow.find(db, public_id, citizen_id))
+
+
+def _session_out(services: Services, row: SigningSession) -> SessionOut:
+    with services.session() as db:
+        return _out(db, row)
 
 
 def _out(db: Session, row: SigningSession) -> SessionOut:
@@ -155,8 +163,7 @@ async def get_session(
         row = await signing_flow.wait_until_settled(services, store, session_id, citizen_id)
     else:
         row = await signing_flow.advance(services, store, session_id, citizen_id)
-    with services.session() as db:
-        return _out(db, row)
+    return await run_in_threadpool(_session_out, services, row)
 
 
 @router.get("/{session_id}/document", summary="The signed PDF", response_class=FileResponse)
