@@ -1,9 +1,10 @@
 """The visible signature stamp: who signed, when, why, and a QR code to the verification page.
 
 The stamp uses pyHanko's ``QRStampStyle`` (``TextStampStyle`` without a URL) and the
-standard Courier font with WinAnsi encoding. That covers Latin-1, so Estonian and most
-Western European names; any other character is shown without its accent (Š as S), or as
-``?``. Embedding an OpenType font would lift the limit (pyHanko's ``opentype`` extra).
+standard Courier font with WinAnsi encoding, the text written in that same encoding
+(``_WinAnsiCourier``). That covers Estonian (õ ä ö ü š ž) and most Western European
+names; any other character is shown without its accent (ū as u), or as ``?``. Embedding
+an OpenType font would lift the limit, but subsetting it costs ~50 ms per stamp.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from pyhanko.pdf_utils.font.api import ShapeResult
+from pyhanko.pdf_utils.font.basic import COURIER_META, SimpleFontEngine, SimpleFontEngineFactory
 from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import QRStampStyle, TextStampStyle
 
 from ._document import PageBox
@@ -105,7 +109,7 @@ def stamp_style(
     if location:
         params["location"] = printable(location)
         lines.append("Location: %(location)s")
-    text_box = TextBoxStyle(font_size=9, leading=11)
+    text_box = TextBoxStyle(font=_COURIER, font_size=9, leading=11)
     template = "\n".join(lines)
     if spec.qr_url is None:
         return TextStampStyle(stamp_text=template, text_box_style=text_box, border_width=1), params
@@ -129,7 +133,34 @@ def printable(text: str) -> str:
 
 
 def _winansi_safe(char: str) -> bool:
-    # pyHanko writes the string in PDFDocEncoding; it agrees with WinAnsi on printable
-    # ASCII and on Latin-1 from U+00A1 (U+00A0 and U+00AD differ or are invisible).
-    code = ord(char)
-    return 0x20 <= code < 0x7F or (0xA1 <= code <= 0xFF and code != 0xAD)
+    # Printable in WinAnsi (Windows-1252): no control codes, and not the invisible
+    # no-break space and soft hyphen.
+    if ord(char) < 0x20 or char in "\x7f\xa0\xad":
+        return False
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _WinAnsiCourier(SimpleFontEngine):
+    """pyHanko's Courier, with the text written in the font's own WinAnsi encoding.
+
+    pyHanko's engine writes text strings in PDFDocEncoding, which differs from WinAnsi in
+    0x80-0x9F: Š, Ž, š, ž, Œ, €, dashes and curly quotes came out as other glyphs."""
+
+    def shape(self, txt: str) -> ShapeResult:
+        data = txt.encode("cp1252")
+        escaped = data.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        return ShapeResult(
+            graphics_ops=b"(" + escaped + b") Tj", x_advance=len(txt) * self.avg_width, y_advance=0
+        )
+
+
+class _WinAnsiCourierFactory(SimpleFontEngineFactory):
+    def create_font_engine(self, writer: BasePdfFileWriter, obj_stream: object = None) -> SimpleFontEngine:
+        return _WinAnsiCourier(writer, self.name, self.avg_width, self.meta)
+
+
+_COURIER = _WinAnsiCourierFactory("Courier", 0.6, COURIER_META)
