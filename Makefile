@@ -26,9 +26,14 @@ lock: install $(VENV)/.bench-installed
 
 # The service, plus a demo citizen enrolled in var/demo-wallet and that wallet's page
 # (the citizen's phone) on WALLET_PORT; prints both addresses and the demo PINs.
+# The address the service names in its tokens, certificates and pages: where it listens,
+# unless EID_PUBLIC_URL says otherwise (a proxy in front, say).
+DEMO_URL = http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
+
 run: install
-	$(BIN)/eid init
-	HOST=$(HOST) PORT=$(PORT) WALLET_PORT=$(WALLET_PORT) $(BIN)/python scripts/demo.py
+	EID_PUBLIC_URL="$${EID_PUBLIC_URL:-$(DEMO_URL)}" $(BIN)/eid init
+	EID_PUBLIC_URL="$${EID_PUBLIC_URL:-$(DEMO_URL)}" HOST=$(HOST) PORT=$(PORT) WALLET_PORT=$(WALLET_PORT) \
+		$(BIN)/python scripts/demo.py
 
 system-deps:
 	bash scripts/system-deps.sh

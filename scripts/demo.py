@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,8 +60,12 @@ def _activation_code() -> str:
 
 
 def _enrol(url: str) -> None:
-    if (WALLET / "wallet.json").exists():
-        return
+    wallet = WALLET / "wallet.json"
+    if wallet.exists():
+        if json.loads(wallet.read_text()).get("server_url", "").rstrip("/") == url:
+            return
+        # Enrolled with a service at another address (PORT changed): enrol again here.
+        shutil.rmtree(WALLET)
     code = _activation_code()
     enrolled = subprocess.run(
         [str(BIN / "eid-app"), "--wallet", str(WALLET), "enroll", "--server", url]
@@ -79,8 +84,13 @@ def _stop(signum: int, frame: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
-    url = os.environ.get("EID_PUBLIC_URL", f"http://{HOST}:{PORT}").rstrip("/")
-    server = subprocess.Popen([str(BIN / "eid"), "serve", "--host", HOST, "--port", str(PORT)])
+    here = "127.0.0.1" if HOST == "0.0.0.0" else HOST
+    url = os.environ.get("EID_PUBLIC_URL", f"http://{here}:{PORT}").rstrip("/")
+    # The server must name the address the demo wallet uses (the audience of its tokens).
+    server = subprocess.Popen(
+        [str(BIN / "eid"), "serve", "--host", HOST, "--port", str(PORT)],
+        env={**os.environ, "EID_PUBLIC_URL": url},
+    )
     wallet_ui: subprocess.Popen[bytes] | None = None
     try:
         _wait_for(url, server)
