@@ -13,16 +13,16 @@ from fastapi.staticfiles import StaticFiles
 from keys.errors import ServiceError
 
 from . import observability, problems
-from .body_limit import BodyLimitMiddleware
+from .body_limit import BodyLimits
 from .proxy import TrustedProxyMiddleware
-from .ratelimit import RateLimitMiddleware
+from .ratelimit import RateLimiter
 from .routes import admin, auth, enrolment, envelopes, me, oauth, oidc, registration, seals, signing, trust
 from .routes import app as app_routes
 from .routes import demo as demo_routes
 from .routes import pages as page_routes
 from .routes import qr as qr_routes
 from .routes import verify as verify_routes
-from .security_headers import SecurityHeadersMiddleware
+from .security_headers import SecurityHeaders
 from .services import Services
 from .settings import Settings
 
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: no hop to the thread pool and back
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], summary="Database and key store are usable")
@@ -90,15 +90,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Outermost first: proxy headers (the real client and scheme), then the access log and
-    metrics (they see every answer, 413 and 429 included), security headers (on every
-    answer too), rate limits (cheapest refusal before any body is read), body limits."""
-    app.add_middleware(
-        BodyLimitMiddleware, default=settings.limits.body_bytes, documents=settings.limits.document_bytes
+    """Outermost first: proxy headers (the real client and scheme), then one edge layer
+    (``observability.EdgeMiddleware``) doing, in this order, the request id, access log
+    and metrics (they see every answer, 413 and 429 included), the security headers (on
+    every answer too), the rate limits (cheapest refusal before any body is read) and the
+    body limits."""
+    observability.install(
+        app,
+        access_log=settings.logging.access_log,
+        security=SecurityHeaders(public_https=settings.public_url.startswith("https://")),
+        body_limits=BodyLimits(default=settings.limits.body_bytes, documents=settings.limits.document_bytes),
+        rate_limiter=RateLimiter(settings.rate_limits) if settings.rate_limits.enabled else None,
     )
-    if settings.rate_limits.enabled:
-        app.add_middleware(RateLimitMiddleware, settings=settings.rate_limits)
-    app.add_middleware(SecurityHeadersMiddleware, public_https=settings.public_url.startswith("https://"))
-    observability.install(app, access_log=settings.logging.access_log)  # adds its middleware
     if settings.proxy.networks:
         app.add_middleware(TrustedProxyMiddleware, trusted=settings.proxy.networks)

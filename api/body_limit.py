@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from .problems import MEDIA_TYPE, PROBLEM_BASE
 
@@ -35,14 +35,17 @@ class BodyTooLarge(Exception):
     """Raised from ``receive`` once the body passes the limit: it stops the route reading."""
 
 
+_UNDER_DOCUMENT_PREFIXES = tuple(prefix + "/" for prefix in DOCUMENT_PREFIXES)
+
+
 def limit_for(path: str, *, default: int, documents: int) -> int:
-    for prefix in DOCUMENT_PREFIXES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return documents
+    if path in DOCUMENT_PREFIXES or path.startswith(_UNDER_DOCUMENT_PREFIXES):
+        return documents
     return default
 
 
-def _problem(limit: int) -> tuple[Message, Message]:
+def refusal(limit: int) -> tuple[Message, Message]:
+    """The 413 problem answer: its start and body messages."""
     body = json.dumps(
         {
             "type": PROBLEM_BASE + "body-too-large",
@@ -63,53 +66,15 @@ def _problem(limit: int) -> tuple[Message, Message]:
     return start, {"type": "http.response.body", "body": body}
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, default: int, documents: int) -> None:
-        self.app = app
+class BodyLimits:
+    """The limits of one app. ``observability.EdgeMiddleware`` applies them: a declared
+    ``Content-Length`` over the limit is refused before the route runs; otherwise its
+    ``receive`` counts the bytes and raises :class:`BodyTooLarge` past the limit, drops
+    whatever the route answers to the cut-off body, and sends the 413 instead."""
+
+    def __init__(self, *, default: int, documents: int) -> None:
         self.default = default
         self.documents = documents + MULTIPART_SLACK
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = limit_for(scope["path"], default=self.default, documents=self.documents)
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            for message in _problem(limit):
-                await send(message)
-            return
-        received = 0
-        exceeded = False
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    exceeded = True
-                    raise BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            # Once over the limit, whatever the route made of the cut-off body (FastAPI
-            # turns a failed read into a 400) is replaced by the 413.
-            if exceeded:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except BodyTooLarge:
-            pass
-        except Exception:
-            if not exceeded:
-                raise
-        if exceeded and not started:
-            for message in _problem(limit):
-                await send(message)
+    def for_path(self, path: str) -> int:
+        return limit_for(path, default=self.default, documents=self.documents)

@@ -18,9 +18,7 @@ import logging
 import os
 import re
 import time
-import uuid
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -36,9 +34,16 @@ from sqlalchemy.orm import Session as OrmSession
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import logs
+from . import body_limit, logs
+from .body_limit import BodyLimits, BodyTooLarge
+from .problems import problem
+from .security_headers import SecurityHeaders, is_docs, serve_docs, with_headers
+
+if TYPE_CHECKING:
+    from .ratelimit import RateLimiter
 
 log = logging.getLogger("eid.access")
+api_log = logging.getLogger("eid.api")
 
 REQUESTS = Counter("eid_http_requests", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -76,14 +81,23 @@ _CODE_IN_LOCATION = re.compile(rb"[?&]code=")
 _GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
-def route_template(app: ASGIApp, scope: Scope, original: Scope) -> str:
+_THIS_FILE = __file__
+# (method, route template, status) -> the children of REQUESTS and LATENCY: ``labels()``
+# takes a lock and builds a key on every call. Bounded: the method comes from the client.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_MAX_SERIES = 4096
+
+
+def route_template(app: ASGIApp, scope: Scope, *, path: str, root_path: str) -> str:
     """The template the router matched (``/api/v1/signing/{session_id}``), never the raw
     path: raw paths would make one time series per session id. Mounts (``/static``) and
-    wrong methods set no route in the scope, so those are matched again on ``original``
-    (the scope as it came in: a mount rewrites ``root_path``)."""
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
-        return path
+    wrong methods set no route in the scope, so those are matched again on the scope as it
+    came in (``path`` and ``root_path`` as they were: a mount rewrites ``root_path``)."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    original = {k: scope[k] for k in ("type", "method", "headers") if k in scope}
+    original |= {"path": path, "root_path": root_path}
     for candidate in getattr(app, "routes", ()):
         match, _ = candidate.matches(original)
         if match is not Match.NONE:
@@ -91,93 +105,191 @@ def route_template(app: ASGIApp, scope: Scope, original: Scope) -> str:
     return "unmatched"
 
 
-def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            if _GOOD_REQUEST_ID.fullmatch(text):
-                return text
-            break
-    return uuid.uuid4().hex
+def _request_id(given: bytes | None) -> str:
+    """``X-Request-ID`` as given when well formed, else a fresh one."""
+    if given is not None:
+        text = given.decode("latin-1")
+        if _GOOD_REQUEST_ID.fullmatch(text):
+            return text
+    return os.urandom(16).hex()
 
 
-class AccessMiddleware:
-    """Request id (taken from ``X-Request-ID`` when well formed, echoed back), metrics and
-    one access log line per request."""
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+        if len(_SERIES) < _MAX_SERIES:
+            _SERIES[key] = found
+    return found
 
-    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, access_log: bool = True) -> None:
+
+class EdgeMiddleware:
+    """What the app does around every HTTP request, in one middleware layer rather than
+    four (each layer is another call per request and another ``send`` wrapper per message,
+    and the headers were copied once per layer). In this order, as separate middlewares
+    would nest:
+
+    1. the request id (``X-Request-ID`` when well formed, else a fresh one; echoed back),
+       the metrics and one access log line: they see every answer, 413 and 429 included;
+    2. the security headers on every answer (``security_headers.py``), and an unhandled
+       error answered as problem JSON with them and the request id (Starlette's own
+       last-resort 500 comes from outside every middleware, with neither);
+    3. the rate limits when enabled (``ratelimit.py``): the cheapest refusal, before any
+       body is read;
+    4. the body limits (``body_limit.py``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        fastapi_app: FastAPI,
+        security: SecurityHeaders,
+        body_limits: BodyLimits,
+        rate_limiter: RateLimiter | None = None,
+        access_log: bool = True,
+    ) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        self.security = security
+        self.body_limits = body_limits
+        self.rate_limiter = rate_limiter
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _request_id(scope["headers"])
-        original = {k: scope[k] for k in ("type", "path", "method", "headers") if k in scope}
-        original["root_path"] = scope.get("root_path", "")
+        given_id = declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if given_id is None:
+                    given_id = value
+            elif name == b"content-length" and declared is None:
+                declared = value
+        rid = _request_id(given_id)
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        limit = self.body_limits.for_path(path)
+        # None on the docs pages: ``serve_docs`` adds their own policy.
+        security = None if is_docs(path) else self.security.for_scope(scope)
         token = logs.request_id.set(rid)
-        started = time.perf_counter()
+        started_at = time.perf_counter()
         status = 500
-        location = b""
-        recorded = False
+        response_headers: list[tuple[bytes, bytes]] = []
+        started = recorded = exceeded = False
+        received = 0
 
         def record() -> None:
             nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            self._record(scope, original, status, location, time.perf_counter() - started)
+            if not recorded:
+                recorded = True
+                duration = time.perf_counter() - started_at
+                self._record(scope, path, root_path, status, response_headers, duration)
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, location
-            if message["type"] == "http.response.start":
+        async def edge_send(message: Message) -> None:
+            nonlocal status, response_headers, started
+            if exceeded:
+                # Whatever the route made of the cut-off body (FastAPI turns a failed read
+                # into a 400) is replaced by the 413.
+                return
+            kind = message["type"]
+            if kind == "http.response.start":
+                started = True
                 status = int(message["status"])
-                headers = list(message.get("headers", []))
-                location = next((v for k, v in headers if k.lower() == b"location"), b"")
-                headers.append((b"x-request-id", rid.encode("latin-1")))
-                message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_headers = list(message.get("headers", ()))
+                headers = response_headers if security is None else with_headers(response_headers, security)
+                message = {**message, "headers": [*headers, rid_header]}
+            elif kind == "http.response.body" and not message.get("more_body", False):
                 # Before the last byte goes out: once a client has its answer, the metrics
                 # (and the log) already show the request, whichever worker it asks next.
                 record()
             await send(message)
 
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                if self.rate_limiter is not None and (refused := self.rate_limiter.refusal(scope)):
+                    for message in refused:
+                        await edge_send(message)
+                elif declared is not None and declared.isdigit() and int(declared) > limit:
+                    for message in body_limit.refusal(limit):
+                        await edge_send(message)
+                elif security is None:
+                    common = self.security.common_for(scope)
+                    await serve_docs(self.app, scope, counting_receive, edge_send, common)
+                else:
+                    await self.app(scope, counting_receive, edge_send)
+            except BodyTooLarge:
+                pass
+            except Exception:
+                if exceeded:
+                    pass
+                elif started:
+                    raise
+                else:
+                    api_log.exception("unhandled error")
+                    security = self.security.for_scope(scope)
+                    await problem(500, "Internal Server Error")(scope, receive, edge_send)
+            if exceeded and not started:
+                exceeded = False  # the 413 is the answer now: let it through
+                for message in body_limit.refusal(limit):
+                    await edge_send(message)
         finally:
             record()
             logs.request_id.reset(token)
 
-    def _record(self, scope: Scope, original: Scope, status: int, location: bytes, duration: float) -> None:
+    def _record(
+        self,
+        scope: Scope,
+        path: str,
+        root_path: str,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        duration: float,
+    ) -> None:
         method = scope["method"]
-        route = route_template(self.fastapi_app.router, scope, original)
-        REQUESTS.labels(method, route, str(status)).inc()
-        LATENCY.labels(method, route).observe(duration)
-        _count_event(method, route, status, location)
-        if self.access_log:
-            log.info(
-                "%s %s %s",
-                method,
-                route,
-                status,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(duration * 1000, 1),
-                    "client": (scope.get("client") or ("-",))[0],
-                },
+        route = route_template(self.fastapi_app.router, scope, path=path, root_path=root_path)
+        requests, latency = _series(method, route, status)
+        requests.inc()
+        latency.observe(duration)
+        _count_event(method, route, status, headers)
+        if self.access_log and log.isEnabledFor(logging.INFO):
+            # ``log.info`` would first walk the stack for the caller's file and line, which
+            # no log line shows: the record is made directly, and handled the same way.
+            extra = {
+                "method": method,
+                "route": route,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(duration * 1000, 1),
+                "client": (scope.get("client") or ("-",))[0],
+            }
+            args = (method, route, status)
+            log.handle(
+                log.makeRecord(log.name, logging.INFO, _THIS_FILE, 0, "%s %s %s", args, None, extra=extra)
             )
 
 
-def _count_event(method: str, route: str, status: int, location: bytes) -> None:
-    if 200 <= status < 300 and (counter := _EVENTS.get((method, route))) is not None:
-        counter.inc()
-    elif route in _AUTHORIZATION_ROUTES and status in (302, 303) and _CODE_IN_LOCATION.search(location):
-        LOGINS.inc()
+def _count_event(method: str, route: str, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    if 200 <= status < 300:
+        if (counter := _EVENTS.get((method, route))) is not None:
+            counter.inc()
+    elif status in (302, 303) and route in _AUTHORIZATION_ROUTES:
+        location = next((value for name, value in headers if name.lower() == b"location"), b"")
+        if _CODE_IN_LOCATION.search(location):
+            LOGINS.inc()
 
 
 def _count_signatures() -> None:
@@ -206,8 +318,15 @@ def _count_signatures() -> None:
     _count_signatures.installed = True  # type: ignore[attr-defined]
 
 
-def install(app: FastAPI, *, access_log: bool) -> None:
-    """Add ``/metrics`` and the access middleware to ``app``."""
+def install(
+    app: FastAPI,
+    *,
+    access_log: bool,
+    security: SecurityHeaders,
+    body_limits: BodyLimits,
+    rate_limiter: RateLimiter | None,
+) -> None:
+    """Add ``/metrics`` and the edge middleware to ``app``."""
     _count_signatures()
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
@@ -220,4 +339,11 @@ def install(app: FastAPI, *, access_log: bool) -> None:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(AccessMiddleware, fastapi_app=app, access_log=access_log)
+    app.add_middleware(
+        EdgeMiddleware,
+        fastapi_app=app,
+        security=security,
+        body_limits=body_limits,
+        rate_limiter=rate_limiter,
+        access_log=access_log,
+    )

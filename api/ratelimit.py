@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from .observability import RATE_LIMITED
 from .problems import MEDIA_TYPE, PROBLEM_BASE
@@ -117,35 +117,33 @@ def client_key(address: str) -> str:
     return str(parsed)
 
 
-class RateLimitMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, settings: RateLimitSettings, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.app = app
+class RateLimiter:
+    """The buckets of one app. ``observability.EdgeMiddleware`` asks it about each request
+    before the route runs (before any body is read), so a refusal still carries the
+    security headers, the request id and its access log line."""
+
+    def __init__(self, settings: RateLimitSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.buckets = {
             name: TokenBuckets(getattr(settings, name), max_clients=settings.max_clients, clock=clock)
             for name in {rule for rule, _, _ in RULES}
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (rule := rule_for(scope["method"], scope["path"])) is None:
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> tuple[Message, Message] | None:
+        """Takes a token for the request of ``scope``; the 429 answer when none is left."""
+        if (rule := rule_for(scope["method"], scope["path"])) is None:
+            return None
         decision = self.buckets[rule].take(client_key((scope.get("client") or ("unknown",))[0]))
         if decision.allowed:
-            await self.app(scope, receive, send)
-            return
+            return None
         RATE_LIMITED.labels(rule).inc()
         status, content_type, body = _refusal(scope, decision.retry_after)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(decision.retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        start = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(decision.retry_after).encode()),
+            ],
+        }
+        return start, {"type": "http.response.body", "body": body}

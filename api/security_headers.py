@@ -10,21 +10,21 @@ served (computed from the response, so a FastAPI upgrade cannot silently break i
 our URLs carry request ids the relying party has no use for, and none of our own pages
 needs the header either. HSTS only when the browser reached us over HTTPS: the public
 URL is https, or a trusted proxy said ``X-Forwarded-Proto: https`` (see ``proxy.py``).
+
+The header lists are built once per app; ``observability.EdgeMiddleware`` adds them in
+its one ``send`` wrapper, together with the request id (one middleware layer instead of
+one per concern: each layer wraps every message of every answer).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .pages import CSP
-from .problems import problem
-
-log = logging.getLogger("eid.api")
 
 HSTS = b"max-age=31536000"
 _DOCS_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -42,9 +42,20 @@ _DOCS_POLICY = {
     "'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com; img-src 'self' "
     "data: https://cdn.redoc.ly; worker-src blob:; frame-ancestors 'none'; base-uri 'none'",
 }
+# Every header name this module sets (lower case, as ASGI header names come).
+_NAMES = frozenset(
+    {
+        b"content-security-policy",
+        b"x-content-type-options",
+        b"x-frame-options",
+        b"referrer-policy",
+        b"strict-transport-security",
+    }
+)
 
 
-def _common(https: bool) -> list[tuple[bytes, bytes]]:
+def common_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every answer carries, the docs pages included (their policy differs)."""
     headers = [
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),  # for browsers that ignore frame-ancestors
@@ -55,10 +66,33 @@ def _common(https: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def _with(headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def with_headers(
+    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
     """``headers`` plus those of ``extra`` it does not set already (a page may be stricter)."""
     present = {name.lower() for name, _ in headers}
-    return headers + [(name, value) for name, value in extra if name not in present]
+    if present.isdisjoint(_NAMES):
+        return [*headers, *extra]
+    return [*headers, *((name, value) for name, value in extra if name not in present)]
+
+
+class SecurityHeaders:
+    """The security headers of one app, built once: what a response gets is a constant
+    list per scheme, added by the edge middleware (``observability.EdgeMiddleware``)."""
+
+    def __init__(self, *, public_https: bool) -> None:
+        self.public_https = public_https
+        csp = (b"content-security-policy", CSP.encode("ascii"))
+        self.plain = [csp, *common_headers(https=public_https)]
+        self.https = [csp, *common_headers(https=True)]
+
+    def for_scope(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The headers for an answer to ``scope``: HSTS when the browser came over HTTPS."""
+        return self.https if self.public_https or scope.get("scheme") == "https" else self.plain
+
+    def common_for(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """:func:`for_scope` without the CSP (the docs pages get a policy of their own)."""
+        return self.for_scope(scope)[1:]
 
 
 def docs_policy(path: str, body: bytes) -> str:
@@ -70,66 +104,36 @@ def docs_policy(path: str, body: bytes) -> str:
     return re.sub(" +", " ", policy)
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, *, public_https: bool) -> None:
-        self.app = app
-        self.public_https = public_https
+def is_docs(path: str) -> bool:
+    """Whether ``path`` is one of the API docs pages, which get their own policy."""
+    return path in _DOCS_PATHS
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+
+async def serve_docs(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, common: list[tuple[bytes, bytes]]
+) -> None:
+    """Hold the (small) docs page back to hash its inline script into the policy."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def collect(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
             return
-        https = self.public_https or scope.get("scheme") == "https"
-        common = _common(https)
-        if scope["path"] in _DOCS_PATHS:
-            await self._docs(scope, receive, send, common)
-            return
-
-        started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = list(message.get("headers", []))
-                extra = [(b"content-security-policy", CSP.encode("ascii")), *common]
-                message = {**message, "headers": _with(headers, extra)}
+        if message["type"] != "http.response.body":
             await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        assert start is not None
+        body = b"".join(chunks)
+        policy = docs_policy(scope["path"], body).encode("ascii")
+        headers = with_headers(
+            list(start.get("headers", [])), [(b"content-security-policy", policy), *common]
+        )
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-        try:
-            await self.app(scope, receive, send_with_headers)
-        except Exception:
-            # Starlette's own last-resort 500 comes from outside every middleware, without
-            # these headers or a request id; answer it here instead, as problem JSON.
-            if started:
-                raise
-            log.exception("unhandled error")
-            response = problem(500, "Internal Server Error")
-            await response(scope, receive, send_with_headers)
-
-    async def _docs(
-        self, scope: Scope, receive: Receive, send: Send, common: list[tuple[bytes, bytes]]
-    ) -> None:
-        """Hold the (small) docs page back to hash its inline script into the policy."""
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def collect(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            assert start is not None
-            body = b"".join(chunks)
-            policy = docs_policy(scope["path"], body).encode("ascii")
-            headers = _with(list(start.get("headers", [])), [(b"content-security-policy", policy), *common])
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, collect)
+    await app(scope, receive, collect)

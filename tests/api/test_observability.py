@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api import logs
 from api.settings import LoggingSettings
@@ -244,3 +246,34 @@ def test_log_format_setting_reaches_the_cli_config() -> None:
     )
     assert "WARNING eid.probe code " + logs.MASK in result.stderr
     assert "38001085718" not in result.stderr
+
+
+# The pattern ``mask`` must agree with: an 11-digit run starting 1-8, alone among digits.
+_REFERENCE = re.compile(r"(?<![0-9])[1-8][0-9]{10}(?![0-9])")
+
+
+def _reference_mask(text: str) -> str:
+    return _REFERENCE.sub(logs.MASK, re.sub(r"PNO[A-Z]{2}-[0-9A-Za-z-]+", "PNO**-" + logs.MASK, text))
+
+
+_PIECES = st.sampled_from(
+    ["38001085718", "49403136526", "98001085718", "012345678901", "1234567890", "PNOEE-", "PNOLV-", "EE"]
+    + ["7", "0", " ", "-", "\n", "\x00", "é", "٣", "\udcff", '"', "a"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join) | st.text(max_size=60))
+def test_mask_finds_exactly_what_the_one_pattern_finds(text: str) -> None:
+    assert logs.mask(text) == _reference_mask(text)
+
+
+def test_json_time_is_the_isoformat_of_the_record() -> None:
+    from datetime import UTC, datetime
+
+    for created in (0.0, 1795383364.219, 1795383364.0004, 1795383365.5, 1800000000.999):
+        record = logging.LogRecord("t", logging.INFO, "", 0, "m", None, None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        entry = json.loads(logs.JsonFormatter().format(record))
+        expected = datetime.fromtimestamp(int(created), UTC).isoformat(timespec="seconds")
+        assert entry["time"] == expected.replace("+00:00", f".{int(record.msecs):03d}+00:00")
