@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -19,6 +19,7 @@ from keys.models import utcnow
 from ..deps import get_services
 from ..services import Services
 from ._binary import Base64Bytes, encode
+from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/app", tags=["citizen app"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -82,10 +83,13 @@ def _out(row: ApprovalRequest) -> RequestOut:
     )
 
 
-@router.get("/requests", summary="Pending approval requests of the device's citizen")
-def list_requests(caller: CallerDep, services: ServicesDep) -> RequestList:
+@router.get(
+    "/requests", response_model=RequestList, summary="Pending approval requests of the device's citizen"
+)
+def list_requests(caller: CallerDep, services: ServicesDep) -> Response:
     with services.session() as session:
-        return RequestList(requests=[_out(r) for r in approvals.pending_for(session, caller.citizen)])
+        pending = approvals.pending_for(session, caller.citizen)
+        return json_response(RequestList(requests=[_out(r) for r in pending]))
 
 
 @router.get("/requests/{request_id}", summary="One approval request, in any state")
@@ -106,14 +110,18 @@ class AnswerOut(BaseModel):
     state: str
 
 
-@router.post("/requests/{request_id}", summary="Approve (with a signature) or refuse a request")
+@router.post(
+    "/requests/{request_id}",
+    response_model=AnswerOut,
+    summary="Approve (with a signature) or refuse a request",
+)
 def answer(
     request_id: str,
     body: AnswerIn,
     request: Request,
     services: ServicesDep,
     authorization: AuthorizationHeader = None,
-) -> AnswerOut:
+) -> Response:
     # The request token is checked here rather than in a dependency, in the same session as
     # the answer: its jti is recorded right before the answer's own write, so both are one
     # transaction (one commit instead of two, one thread-pool hop instead of two), and the
@@ -155,4 +163,4 @@ def answer(
             use_token()
             session.commit()
             raise
-        return AnswerOut(id=row.public_id, state=row.state)
+        return json_response(AnswerOut(id=row.public_id, state=row.state))
