@@ -1,6 +1,7 @@
 """signing: PAdES signatures made in two steps, with the signer's key outside the service.
 
-``async_prepare`` writes the prepared document and returns a ``Prepared`` whose
+``async_prepare`` writes the prepared update (the uploaded document stays where it is,
+unchanged, until the signature is finished) and returns a ``Prepared`` whose
 ``digest_to_sign`` the citizen's app signs as a digest; ``async_finish`` checks that
 signature and completes the requested level (B-B, B-T, B-LT, B-LTA) with our own TSA,
 OCSP responder and CRLs, asked in process. Nothing here fetches a URL.

@@ -79,19 +79,29 @@ def open_reader(stream: IO[bytes]) -> PdfFileReader:
     return reader
 
 
-def open_writer(stream: IO[bytes]) -> tuple[StreamingPdfFileWriter, DocumentInfo]:
-    """An incremental writer over a checked document (refuses documents locked by DocMDP).
-    It reads objects from ``stream`` as needed and copies the rest with the kernel, so
-    the document is never held in memory."""
+def open_writer(stream: IO[bytes]) -> tuple[StreamingPdfFileWriter, tuple[str, ...]]:
+    """An incremental writer over a document (refuses documents locked by DocMDP), and
+    the names of its signature fields. It reads objects from ``stream`` as needed and
+    copies the rest with the kernel, so the document is never held in memory.
+
+    Unlike ``check_document`` it does not walk the whole page tree (for 1 000 pages that
+    is most of the work): only the page that gets the signature's widget is looked up,
+    and a damaged tree on the way there is refused as damage."""
     reader = open_reader(stream)
-    info = _info(reader, size=None)
+    try:
+        pages = int(reader.root["/Pages"]["/Count"])
+        names = tuple(_signature_field_names(reader))
+    except Exception as exc:  # noqa: BLE001
+        raise damaged(exc, "the PDF's page tree or form fields are damaged") from exc
+    if pages < 1:
+        raise InvalidDocument("the PDF has no pages")
     try:
         certification = read_certification_data(reader)
     except Exception as exc:  # noqa: BLE001
         raise damaged(exc, "the PDF has an unreadable certification signature") from exc
     if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
         raise InvalidDocument("the PDF is certified against any change, so it cannot be signed again")
-    return StreamingPdfFileWriter(reader.stream, prev=reader), info
+    return StreamingPdfFileWriter(reader.stream, prev=reader), names
 
 
 def damaged(exc: BaseException, message: str) -> InvalidDocument:
@@ -161,13 +171,14 @@ def _inherited(page: generic.PdfObject, key: str) -> generic.PdfObject | None:
     return None
 
 
-def field_name_for(info: DocumentInfo, requested: str | None) -> str:
-    """The requested field name (checked) or the first free ``SignatureN``."""
+def field_name_for(existing: tuple[str, ...], requested: str | None) -> str:
+    """The requested field name (checked) or the first free ``SignatureN`` after the
+    ``existing`` signature fields."""
     if requested is not None:
         if not _FIELD_NAME.fullmatch(requested):
             raise InvalidSigningRequest("a field name is 1-64 of A-Z a-z 0-9 _ -")
         return requested
-    number = len(info.signature_fields) + 1
-    while f"Signature{number}" in info.signature_fields:
+    number = len(existing) + 1
+    while f"Signature{number}" in existing:
         number += 1
     return f"Signature{number}"

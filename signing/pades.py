@@ -6,8 +6,13 @@
 as a digest. ``async_finish`` checks that signature, wraps it in the CMS, adds the
 signature time stamp, and for B-LT/B-LTA the DSS and the document time stamp.
 
-Nothing is kept in memory between the two steps: ``Prepared`` and the prepared file are
-all the state there is.
+Nothing is kept in memory between the two steps: ``Prepared``, the prepared file (the
+incremental update) and the document it continues are all the state there is.
+
+B-B and B-T check the signer's certificate the quick way (``_signer_check``): the chain
+above it remembered per root CRL, the signer's own fresh OCSP answer every time. B-LT
+and B-LTA validate with pyhanko-certvalidator, whose paths and revocation data go into
+the DSS.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import hashlib
 import os
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, cast
 
 from asn1crypto import cms, x509
 from pyhanko.sign import fields, signers
@@ -33,6 +40,8 @@ from pyhanko.sign.signers.pdf_signer import (
 )
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from keys.errors import ServiceError
@@ -42,7 +51,9 @@ from ._attributes import async_signed_attributes
 from ._cms import hash_algorithm_for, timestamp_certificates, verify_signature
 from ._document import damaged, field_name_for, open_writer, page_box
 from ._output import SignedOutput
-from ._streams import CHUNK_SIZE, BackgroundSync
+from ._signed_data import async_signed_data
+from ._signer_check import OutOfScope, async_check_signer
+from ._streams import CHUNK_SIZE, AppendedUpdate, OriginalDigest
 from .errors import (
     InvalidDocument,
     InvalidSigningRequest,
@@ -53,6 +64,7 @@ from .errors import (
 from .prepared import Level, Prepared
 from .stamp import StampSpec, stamp_rectangle, stamp_style
 from .validation import (
+    InProcessRevocation,
     ValidationData,
     ValidationSource,
     async_validate_signer,
@@ -86,9 +98,11 @@ async def async_prepare(
     now: datetime | None = None,
 ) -> Prepared:
     """Prepare ``source`` for a signature by ``signer_certificate``; write the prepared
-    file into ``workdir`` (which must exist). ``chain`` is the certificates above the
-    signer's that go into the CMS. ``reason`` and ``location`` go into the signature
-    dictionary and onto the stamp. ``now`` is the claimed signing time."""
+    file (the incremental update) into ``workdir`` (which must exist). ``source`` must
+    stay where it is, unchanged, until the signature is finished (``async_finish``
+    refuses a changed one). ``chain`` is the certificates above the signer's that go
+    into the CMS. ``reason`` and ``location`` go into the signature dictionary and onto
+    the stamp. ``now`` is the claimed signing time."""
     chosen = _level(level)
     cert, *chain_certs = load_certificates([signer_certificate, *chain], "signer")
     hash_algorithm = hash_algorithm_for(cert)
@@ -112,13 +126,13 @@ async def async_prepare(
         )
     except OSError as exc:
         raise SigningError(f"cannot read the document or write the prepared file: {exc}") from exc
-    path, size, name, digest = written
+    digest = written.digest
     der = await async_signed_attributes(signer, signer_certificate, hash_algorithm, digest.document_digest)
     prepared = Prepared(
-        prepared_path=path,
-        prepared_size=size,
+        prepared_path=written.path,
+        prepared_size=written.size,
         level=chosen,
-        field_name=name,
+        field_name=written.field_name,
         hash_algorithm=hash_algorithm,
         document_digest=digest.document_digest,
         reserved_region_start=digest.reserved_region_start,
@@ -128,12 +142,35 @@ async def async_prepare(
         signer_certificate=signer_certificate,
         chain=tuple(chain),
         signing_time=signing_time,
+        source_path=written.source.path,
+        source_size=written.source.size,
+        source_mtime_ns=written.source.mtime_ns,
     )
     try:
         prepared.check()
     except ValueError as exc:  # an invariant of this module, never the caller's input
         raise SigningError(f"the prepared signature is inconsistent: {exc}") from exc
     return prepared
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SourceFile:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Written:
+    """What ``_write_prepared`` wrote."""
+
+    path: Path
+    """The prepared file (the update)."""
+    size: int
+    field_name: str
+    digest: PreparedByteRangeDigest
+    source: _SourceFile
+    """The document the update continues, as it was read."""
 
 
 def _write_prepared(
@@ -148,57 +185,70 @@ def _write_prepared(
     location: str | None,
     signing_time: datetime,
     reserved: int,
-) -> tuple[Path, int, str, PreparedByteRangeDigest]:
-    """The blocking part of ``async_prepare``: parse, add the field, write, hash."""
+) -> _Written:
+    """The blocking part of ``async_prepare``: parse, add the field, write the update, hash.
+    The original is hashed in a thread from the start, beside the parse and the writing."""
     token = secrets.token_hex(16)
     part, final = workdir / f".{token}.part", workdir / f"{token}.pdf"
     with source.open("rb") as stream:
-        writer, info = open_writer(stream)
+        seen = os.fstat(stream.fileno())
+        hashing = OriginalDigest(source, hash_algorithm.value, size=seen.st_size)
         try:
-            name = field_name_for(info, field_name)
-            style, params, field_spec = None, None, fields.SigFieldSpec(name)
-            if stamp is not None:
-                index, box = page_box(writer, stamp.page)
-                rectangle = stamp_rectangle(box, stamp.position, stamp.slot)
-                style, params = stamp_style(
-                    stamp, signing_time=signing_time, reason=reason, location=location
+            writer, existing = open_writer(stream)
+            try:
+                name = field_name_for(existing, field_name)
+                style, params, field_spec = None, None, fields.SigFieldSpec(name)
+                if stamp is not None:
+                    index, box = page_box(writer, stamp.page)
+                    rectangle = stamp_rectangle(box, stamp.position, stamp.slot)
+                    style, params = stamp_style(
+                        stamp, signing_time=signing_time, reason=reason, location=location
+                    )
+                    field_spec = fields.SigFieldSpec(name, on_page=index, box=rectangle)
+                metadata = signers.PdfSignatureMetadata(
+                    field_name=name,
+                    md_algorithm=hash_algorithm.value,
+                    subfilter=fields.SigSeedSubFilter.PADES,
+                    reason=reason,
+                    location=location,
                 )
-                field_spec = fields.SigFieldSpec(name, on_page=index, box=rectangle)
-            metadata = signers.PdfSignatureMetadata(
-                field_name=name,
-                md_algorithm=hash_algorithm.value,
-                subfilter=fields.SigSeedSubFilter.PADES,
-                reason=reason,
-                location=location,
-            )
-            pdf_signer = signers.PdfSigner(metadata, signer, stamp_style=style, new_field_spec=field_spec)
-            session = pdf_signer.init_signing_session(writer)
-            session.system_time = signing_time
-            document = session.prepare_tbs_document(
-                validation_info=None, bytes_reserved=reserved, appearance_text_params=params
-            )
-            with part.open("w+b") as out:
-                syncs: list[BackgroundSync] = []
-                writer.after_copy = lambda stream: syncs.append(BackgroundSync(stream.fileno()))
-                try:
-                    digest, _ = document.digest_tbs_document(output=out, chunk_size=CHUNK_SIZE)
-                    out.flush()
-                finally:
-                    for sync in syncs:
-                        sync.wait()
-                os.fsync(out.fileno())
-            size = part.stat().st_size
-            part.replace(final)
-        except (ServiceError, OSError):
-            part.unlink(missing_ok=True)
-            raise
-        except PyHankoSigningError as exc:
-            part.unlink(missing_ok=True)
-            raise InvalidDocument(f"the document cannot take this signature: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - a hostile file can make the writer raise anything
-            part.unlink(missing_ok=True)
-            raise damaged(exc, "the PDF is damaged and cannot be signed") from exc
-    return final, size, name, digest
+                pdf_signer = signers.PdfSigner(metadata, signer, stamp_style=style, new_field_spec=field_spec)
+                session = pdf_signer.init_signing_session(writer)
+                session.system_time = signing_time
+                document = session.prepare_tbs_document(
+                    validation_info=None, bytes_reserved=reserved, appearance_text_params=params
+                )
+                with part.open("w+b") as out:
+                    output = AppendedUpdate(seen.st_size, out, hashing)
+                    try:
+                        # A file for pyHanko (it only uses the methods of IO that this has).
+                        placed, _ = document.digest_tbs_document(
+                            output=cast(IO[bytes], output), chunk_size=CHUNK_SIZE
+                        )
+                        digest = output.digest(placed)
+                        output.durable()
+                    finally:
+                        output.wait()
+                size = part.stat().st_size
+                part.replace(final)
+            except (ServiceError, OSError):
+                part.unlink(missing_ok=True)
+                raise
+            except PyHankoSigningError as exc:
+                part.unlink(missing_ok=True)
+                raise InvalidDocument(f"the document cannot take this signature: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - a hostile file can make the writer raise anything
+                part.unlink(missing_ok=True)
+                raise damaged(exc, "the PDF is damaged and cannot be signed") from exc
+        finally:
+            hashing.stop()
+    return _Written(
+        path=final,
+        size=size,
+        field_name=name,
+        digest=digest,
+        source=_SourceFile(path=source.absolute(), size=seen.st_size, mtime_ns=seen.st_mtime_ns),
+    )
 
 
 async def async_finish(
@@ -224,7 +274,7 @@ async def async_finish(
     if level.has_timestamp and timestamper is None:
         raise InvalidSigningRequest(f"level {level} needs a time-stamping authority")
     # From here on the copy of the prepared file runs in a thread beside the rest.
-    output = SignedOutput(prepared.prepared_path, out)
+    output = SignedOutput(prepared.parts, out)
     try:
         await _complete(prepared, signature, cert, chain, output, timestamper, validation)
     except TimestampRequestError as exc:
@@ -255,69 +305,152 @@ async def _complete(
     level = prepared.level
     registry = SimpleCertificateStore.from_certs(chain)  # type: ignore[no-untyped-call]
     signer = signers.ExternalSigner(cert, registry, signature_value=signature)
-    try:
-        signature_cms = await signer.async_sign_prescribed_attributes(
-            prepared.hash_algorithm.value,
-            signed_attrs=cms.CMSAttributes.load(prepared.signed_attributes),
-            timestamper=timestamper if level.has_timestamp else None,
-        )
-    except TimestampRequestError as exc:
-        raise TrustServiceUnavailable(f"no signature time stamp: {exc}") from exc
-    tsa_signers, tsa_certs = timestamp_certificates(signature_cms)
-    if isinstance(validation, ValidationData):
-        data = validation
-    else:
-        data = await validation.async_validation_data([cert, *chain, *tsa_certs])
-    context = validation_context(data, extra=[*chain, *tsa_certs])
-    try:
-        signer_path = await async_validate_signer(context, cert, chain)
-        tsa_paths = [await async_validate_tsa(context, tsa, [*chain, *tsa_certs]) for tsa in tsa_signers]
-        instructions = None
-        if level.has_validation_data:
-            instructions = PostSignInstructions(
-                validation_info=PreSignValidationStatus(
-                    signer_path=signer_path,
-                    validation_paths=[signer_path, *tsa_paths],
-                    ocsps_to_embed=list(context.ocsps),
-                    crls_to_embed=list(context.crls),
-                ),
-                timestamper=timestamper if level is Level.B_LTA else None,
-                timestamp_md_algorithm=prepared.hash_algorithm.value,
-                dss_settings=_DSS_SETTINGS,
-                # The root goes into the DSS too: pyHanko's LTA validation looks for the
-                # issuer of the root CRL among the DSS certificates, not the trust roots.
-                embed_roots=True,
+    signature_cms: bytes | cms.ContentInfo
+    tsa_signers: list[x509.Certificate] = []
+    tsa_certs: list[x509.Certificate] = []
+    if level.has_timestamp:
+        try:
+            signature_cms = await signer.async_sign_prescribed_attributes(
+                prepared.hash_algorithm.value,
+                signed_attrs=cms.CMSAttributes.load(prepared.signed_attributes),
+                timestamper=timestamper,
             )
-        digest = PreparedByteRangeDigest(
-            document_digest=prepared.document_digest,
-            reserved_region_start=prepared.reserved_region_start,
-            reserved_region_end=prepared.reserved_region_end,
+        except TimestampRequestError as exc:
+            raise TrustServiceUnavailable(f"no signature time stamp: {exc}") from exc
+        tsa_signers, tsa_certs = timestamp_certificates(signature_cms)
+    else:
+        signature_cms = await async_signed_data(
+            signer,
+            certificates=b"".join(
+                _length_prefixed(der) for der in (prepared.signer_certificate, *prepared.chain)
+            ),
+            hash_algorithm=prepared.hash_algorithm,
+            signed_attributes=prepared.signed_attributes,
+            signature=signature,
         )
-        await PdfTBSDocument.async_finish_signing(
-            await output.stream(),
-            digest,
-            signature_cms,
-            post_sign_instr=instructions,
-            validation_context=context,
-            chunk_size=CHUNK_SIZE,
+    if not level.has_validation_data:
+        # B-B and B-T: what is written does not depend on the validation, so the CMS goes
+        # in now and the disk flushes the file while the certificates are checked.
+        await _embed(prepared, signature_cms, output, None, None)
+        await output.start_sync()
+        if not await _quick_check(validation, cert, tsa_signers):
+            context = await _context(validation, cert, chain, tsa_certs)
+            try:
+                await _validate_paths(context, cert, chain, tsa_signers, tsa_certs)
+            finally:
+                await context.aclose()  # type: ignore[no-untyped-call]
+        await output.commit()
+        return
+    context = await _context(validation, cert, chain, tsa_certs)
+    try:
+        signer_path, tsa_paths = await _validate_paths(context, cert, chain, tsa_signers, tsa_certs)
+        instructions = PostSignInstructions(
+            validation_info=PreSignValidationStatus(
+                signer_path=signer_path,
+                validation_paths=[signer_path, *tsa_paths],
+                ocsps_to_embed=list(context.ocsps),
+                crls_to_embed=list(context.crls),
+            ),
+            timestamper=timestamper if level is Level.B_LTA else None,
+            timestamp_md_algorithm=prepared.hash_algorithm.value,
+            dss_settings=_DSS_SETTINGS,
+            # The root goes into the DSS too: pyHanko's LTA validation looks for the
+            # issuer of the root CRL among the DSS certificates, not the trust roots.
+            embed_roots=True,
         )
+        await _embed(prepared, signature_cms, output, instructions, context)
         await output.commit()
     finally:
         await context.aclose()  # type: ignore[no-untyped-call]
 
 
+async def _validate_paths(
+    context: ValidationContext,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    tsa_signers: list[x509.Certificate],
+    tsa_certs: list[x509.Certificate],
+) -> tuple[ValidationPath, list[ValidationPath]]:
+    """The full path: pyhanko-certvalidator for the signer and the TSAs."""
+    signer_path = await async_validate_signer(context, cert, chain)
+    tsa_paths = [await async_validate_tsa(context, tsa, [*chain, *tsa_certs]) for tsa in tsa_signers]
+    return signer_path, tsa_paths
+
+
+async def _quick_check(
+    validation: ValidationData | ValidationSource, cert: x509.Certificate, tsa_signers: list[x509.Certificate]
+) -> bool:
+    """The quick check of B-B and B-T (the chain above the signer remembered per CRL,
+    the signer's own fresh OCSP answer every time); False if it does not apply."""
+    if not isinstance(validation, InProcessRevocation):
+        return False
+    try:
+        await async_check_signer(validation, cert, tsa_signers=tsa_signers)
+    except OutOfScope:
+        return False
+    return True
+
+
+async def _context(
+    validation: ValidationData | ValidationSource,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    tsa_certs: list[x509.Certificate],
+) -> ValidationContext:
+    """pyhanko-certvalidator's context over the validation data for the full path."""
+    if isinstance(validation, ValidationData):
+        data = validation
+    else:
+        data = await validation.async_validation_data([cert, *chain, *tsa_certs])
+    return validation_context(data, extra=[*chain, *tsa_certs])
+
+
+async def _embed(
+    prepared: Prepared,
+    signature_cms: bytes | cms.ContentInfo,
+    output: SignedOutput,
+    instructions: PostSignInstructions | None,
+    context: ValidationContext | None,
+) -> None:
+    """Put the CMS into the output's placeholder and do the post-sign steps (DSS, document time stamp)."""
+    digest = PreparedByteRangeDigest(
+        document_digest=prepared.document_digest,
+        reserved_region_start=prepared.reserved_region_start,
+        reserved_region_end=prepared.reserved_region_end,
+    )
+    await PdfTBSDocument.async_finish_signing(
+        await output.stream(),
+        digest,
+        signature_cms,
+        post_sign_instr=instructions,
+        validation_context=context,
+        chunk_size=CHUNK_SIZE,
+    )
+
+
 def _check_prepared_file(prepared: Prepared) -> None:
-    """The prepared file is there, has its size, and its placeholder is still empty."""
+    """The prepared file is there, has its size, and its placeholder is still empty; the
+    document it continues is there with the size and modification time it had."""
     try:
         with prepared.prepared_path.open("rb") as stream:
             size = os.fstat(stream.fileno()).st_size
-            stream.seek(prepared.reserved_region_start)
+            stream.seek(prepared.reserved_region_start - prepared.source_size)
             region = stream.read(prepared.reserved_region_end - prepared.reserved_region_start)
+        source = prepared.source_path.stat() if prepared.source_path is not None else None
     except OSError as exc:
         raise PreparedDocumentMissing("the prepared document is no longer available; start again") from exc
     empty = b"<" + b"0" * (len(region) - 2) + b">"
     if size != prepared.prepared_size or region != empty:
         raise PreparedDocumentMissing("the prepared document was changed; start again")
+    if source is not None and (source.st_size, source.st_mtime_ns) != (
+        prepared.source_size,
+        prepared.source_mtime_ns,
+    ):
+        raise PreparedDocumentMissing("the document to sign was changed; start again")
+
+
+def _length_prefixed(der: bytes) -> bytes:
+    return len(der).to_bytes(4, "big") + der
 
 
 def _level(level: Level | str) -> Level:

@@ -3,6 +3,11 @@
 ``Prepared`` holds everything the second step needs, so any instance of the service can
 finish a signature another one prepared: store ``to_bytes()`` in the session's database
 row, keep the prepared file on the shared blob store, and ``from_bytes()`` it back.
+
+Since format version 2 the prepared file holds only the incremental update, and the
+document to sign (``source_path``, the uploaded blob) must stay where it is, unchanged,
+until the signature is finished. Version 1 states (the whole document in the prepared
+file) are still read and finished.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from keys.keystore import HashAlgorithm
 
 from .errors import PreparedDocumentMissing
 
-FORMAT_VERSION = 1
-"""Version of the ``to_bytes`` format; ``from_bytes`` refuses others."""
+FORMAT_VERSION = 2
+"""Version of the ``to_bytes`` format written; ``from_bytes`` reads ``READABLE_VERSIONS``."""
+READABLE_VERSIONS = (1, 2)
 
 
 class Level(StrEnum):
@@ -52,7 +58,9 @@ class Prepared:
     """A document waiting for its signature value."""
 
     prepared_path: Path
-    """The prepared PDF: the signature field and a zero-filled /Contents placeholder."""
+    """The prepared file: the incremental update with the signature field and a
+    zero-filled /Contents placeholder, after ``source_path`` (the whole prepared PDF
+    if ``source_path`` is None, as in format version 1)."""
     prepared_size: int
     """Size of the prepared file, checked before it is finished."""
     level: Level
@@ -77,6 +85,22 @@ class Prepared:
     """DER of the certificates above it that go into the CMS (Citizen CA, maybe the root)."""
     signing_time: datetime
     """The claimed signing time (/M of the signature dictionary)."""
+    source_path: Path | None = None
+    """The document the update continues; it must not change until finished."""
+    source_size: int = 0
+    """Its size (0 without ``source_path``); offsets above count from its start."""
+    source_mtime_ns: int = 0
+    """Its modification time, checked with the size before it is finished."""
+
+    @property
+    def document_size(self) -> int:
+        """Size of the whole prepared document: the source, then the update."""
+        return self.source_size + self.prepared_size
+
+    @property
+    def parts(self) -> tuple[Path, ...]:
+        """The files that, one after the other, make up the prepared document."""
+        return (self.prepared_path,) if self.source_path is None else (self.source_path, self.prepared_path)
 
     def to_bytes(self) -> bytes:
         """Compact JSON (UTF-8) for a database column; binary values in base64."""
@@ -96,6 +120,10 @@ class Prepared:
             "chain": [b64(der) for der in self.chain],
             "signing_time": self.signing_time.isoformat(),
         }
+        if self.source_path is not None:
+            body["source"] = [str(self.source_path), self.source_size, self.source_mtime_ns]
+        else:
+            body["v"] = 1
         return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -103,9 +131,14 @@ class Prepared:
         """Load what ``to_bytes`` wrote; ``PreparedDocumentMissing`` if it is not that."""
         try:
             body = json.loads(data)
-            if body.get("v") != FORMAT_VERSION:
-                raise ValueError(f"format version {body.get('v')!r}")
+            version = body.get("v")
+            if version not in READABLE_VERSIONS:
+                raise ValueError(f"format version {version!r}")
             start, end = body["reserved_region"]
+            source_path, source_size, source_mtime_ns = None, 0, 0
+            if version >= 2:
+                path, size, mtime_ns = body["source"]
+                source_path, source_size, source_mtime_ns = Path(path), int(size), int(mtime_ns)
             prepared = cls(
                 prepared_path=Path(body["prepared_path"]),
                 prepared_size=int(body["prepared_size"]),
@@ -120,6 +153,9 @@ class Prepared:
                 signer_certificate=_unb64(body["signer_certificate"]),
                 chain=tuple(_unb64(der) for der in body["chain"]),
                 signing_time=datetime.fromisoformat(body["signing_time"]),
+                source_path=source_path,
+                source_size=source_size,
+                source_mtime_ns=source_mtime_ns,
             )
             prepared.check()
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -133,11 +169,15 @@ class Prepared:
         if digest != self.digest_to_sign:
             raise ValueError("digest_to_sign does not match the signed attributes")
         attributes = cms.CMSAttributes.load(self.signed_attributes, strict=True)
-        values = {attr["type"].native: attr["values"].native for attr in attributes}
-        if values.get("message_digest") != [self.document_digest]:
+        # Only the message digest is read: a full ``.native`` of the signing-certificate
+        # attribute costs about a millisecond, and those bytes are signed as they are.
+        digests = [attr["values"].native for attr in attributes if attr["type"].native == "message_digest"]
+        if digests != [[self.document_digest]]:
             raise ValueError("the signed attributes do not carry the document digest")
-        if not 0 < self.reserved_region_start < self.reserved_region_end <= self.prepared_size:
+        if not self.source_size < self.reserved_region_start < self.reserved_region_end <= self.document_size:
             raise ValueError("the reserved region is outside the prepared file")
+        if (self.source_path is None) != (self.source_size == 0):
+            raise ValueError("a source needs its size, and a size its source")
 
 
 def _b64(value: bytes) -> str:

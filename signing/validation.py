@@ -98,7 +98,7 @@ class InProcessRevocation:
             try:
                 current = {
                     bytes(der): crl.CertificateList.load(der).issuer.dump()
-                    for der in await _maybe_await(self.crls())
+                    for der in await maybe_await(self.crls())
                 }
             except Exception as exc:  # noqa: BLE001 - a database or key store failure, or bad DER
                 raise TrustServiceUnavailable("the current CRLs are not available") from exc
@@ -117,7 +117,7 @@ class InProcessRevocation:
             cert, AuthorityWithCert(issuer), certid_hash_algo="sha256", request_nonces=True
         )
         try:
-            answer = await _maybe_await(self.ask_ocsp(request.dump()))
+            answer = await maybe_await(self.ask_ocsp(request.dump()))
             status = ocsp.OCSPResponse.load(answer)["response_status"].native
         except Exception as exc:  # noqa: BLE001 - whatever the responder does, there is no status
             raise TrustServiceUnavailable("the OCSP responder did not answer") from exc
@@ -150,7 +150,8 @@ def _chain_members(
     return list(members.values())
 
 
-async def _maybe_await(value: _T | Awaitable[_T]) -> _T:
+async def maybe_await(value: _T | Awaitable[_T]) -> _T:
+    """``value``, awaited if it is awaitable (callables given to us may be either)."""
     if inspect.isawaitable(value):
         return await value
     return value
@@ -201,7 +202,7 @@ async def async_validate_signer(
     """The signer's validated path; ``SignerCertificateRejected`` saying why not."""
     validator = CertificateValidator(cert, intermediate_certs=chain, validation_context=context)
     job = validator.async_validate_usage(set(SIGNER_KEY_USAGE))  # type: ignore[no-untyped-call]
-    return await _validate(job, "signer's")
+    return await validate_job(job, "signer's")
 
 
 async def async_validate_tsa(
@@ -211,12 +212,13 @@ async def async_validate_tsa(
     validator = CertificateValidator(cert, intermediate_certs=others, validation_context=context)
     try:
         job = validator.async_validate_usage(set(), {"time_stamping"})  # type: ignore[no-untyped-call]
-        return await _validate(job, "TSA's")
+        return await validate_job(job, "TSA's")
     except SignerCertificateRejected as exc:
         raise TrustServiceUnavailable(f"the time stamp cannot be validated: {exc}") from exc
 
 
-async def _validate(job: Awaitable[ValidationPath], whose: str) -> ValidationPath:
+async def validate_job(job: Awaitable[ValidationPath], whose: str) -> ValidationPath:
+    """Await a pyhanko-certvalidator job; its errors as ours, naming ``whose`` certificate."""
     try:
         return await job
     except cv_errors.RevokedError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from pathlib import Path
 
@@ -212,7 +213,8 @@ def test_changed_or_missing_prepared_file(
     prepared = _prepare(trust, citizen, make_pdf(tmp_path / "in.pdf"), tmp_path / "work")
     signature = sign_digest(citizen, prepared)
     data = bytearray(prepared.prepared_path.read_bytes())
-    data[prepared.reserved_region_start + 10] = ord("A")
+    # The prepared file holds the update after the source: offsets count from the source.
+    data[prepared.reserved_region_start - prepared.source_size + 10] = ord("A")
     prepared.prepared_path.write_bytes(bytes(data))
     with pytest.raises(PreparedDocumentMissing, match="changed"):
         _finish(trust, prepared, signature, tmp_path / "out.pdf")
@@ -222,6 +224,26 @@ def test_changed_or_missing_prepared_file(
     for garbage in (b"", b"{}", b'{"v": 2}', prepared.to_bytes().replace(b'"B-LTA"', b'"B-X"')):
         with pytest.raises(PreparedDocumentMissing, match="unreadable"):
             Prepared.from_bytes(garbage)
+
+
+def test_changed_or_missing_source(trust: Trust, signers: dict[str, IssuedCitizen], tmp_path: Path) -> None:
+    """The prepared file continues the uploaded document, which must stay as it was."""
+    citizen = signers["p256"]
+    source = make_pdf(tmp_path / "in.pdf")
+    prepared = _prepare(trust, citizen, source, tmp_path / "work")
+    assert prepared.source_path == source.absolute() and prepared.source_size == source.stat().st_size
+    signature = sign_digest(citizen, prepared)
+    original = source.read_bytes()
+    for changed in (original + b"\n", original):  # another size; the same bytes written again
+        source.write_bytes(changed)
+        with pytest.raises(PreparedDocumentMissing, match="document to sign was changed"):
+            _finish(trust, prepared, signature, tmp_path / "out.pdf")
+    source.unlink()
+    with pytest.raises(PreparedDocumentMissing, match="no longer available"):
+        _finish(trust, prepared, signature, tmp_path / "out.pdf")
+    source.write_bytes(original)
+    os.utime(source, ns=(prepared.source_mtime_ns, prepared.source_mtime_ns))
+    assert _finish(trust, prepared, signature, tmp_path / "out.pdf").exists()
 
 
 def test_time_stamp_refused_by_the_tsa(

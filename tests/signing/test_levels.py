@@ -117,7 +117,7 @@ def test_prepared_state_is_plain_json_for_a_database_row(
 ) -> None:
     prepared, _ = prepare_and_finish(trust, signers["p256"], tmp_path, Level.B_B)
     body = json.loads(prepared.to_bytes())
-    assert body["level"] == "B-B" and body["hash_algorithm"] == "sha256" and body["v"] == 1
+    assert body["level"] == "B-B" and body["hash_algorithm"] == "sha256" and body["v"] == 2
     assert Prepared.from_bytes(prepared.to_bytes()) == prepared
     # Finishing leaves the prepared file as it was, so a retry can finish it again.
     assert prepared.prepared_path.stat().st_size == prepared.prepared_size
@@ -260,3 +260,43 @@ def test_nothing_fetches_a_url(
     _, out = prepare_and_finish(trust, signers["p256"], tmp_path, Level.B_LTA)
     monkeypatch.undo()
     assert run(async_pyhanko_report(out, trust.root_der)).level == "B-LTA"
+
+
+def test_a_version_1_state_still_finishes(
+    trust: Trust, signers: dict[str, IssuedCitizen], nss_db: str, tmp_path: Path
+) -> None:
+    """States saved before format version 2 (the whole document in the prepared file,
+    no source) are still finished: the same document, as one file."""
+    citizen = signers["p256"]
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    prepared = run(
+        async_prepare(
+            make_pdf(tmp_path / "in.pdf"),
+            workdir,
+            signer_certificate=citizen.der,
+            chain=trust.chain,
+            level=Level.B_T,
+        )
+    )
+    assert prepared.source_path is not None
+    whole = workdir / "whole.pdf"
+    whole.write_bytes(prepared.source_path.read_bytes() + prepared.prepared_path.read_bytes())
+    body = json.loads(prepared.to_bytes())
+    del body["source"]
+    body.update(v=1, prepared_path=str(whole), prepared_size=whole.stat().st_size)
+    old = Prepared.from_bytes(json.dumps(body).encode())
+    assert old.source_path is None and old.document_size == prepared.document_size
+    assert json.loads(old.to_bytes())["v"] == 1
+    out = tmp_path / "out.pdf"
+    run(
+        async_finish(
+            old,
+            sign_digest(citizen, old),
+            out=out,
+            timestamper=trust.timestamper(),
+            validation=trust.revocation(),
+        )
+    )
+    report = pdfsig(nss_db, out)[0]
+    assert "Signature Validation: Signature is Valid." in report and "Total document signed" in report

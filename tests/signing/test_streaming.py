@@ -116,9 +116,12 @@ def test_a_100_mb_document_signs_at_b_lta_with_little_memory(
     assert prepare_peak < 16 * MB, prepare_peak
     assert finish_peak < 16 * MB, finish_peak
 
-    # The original is the untouched first revision of both files.
+    # The prepared file is only the update after the original (which it does not copy),
+    # and the original is the untouched first revision of the output.
     size = hundred_mb.stat().st_size
-    for path in (prepared.prepared_path, out):
+    assert prepared.source_path == hundred_mb and prepared.source_size == size
+    assert prepared.prepared_size < 64 * 1024
+    for path in (out,):
         with path.open("rb") as stream:
             digest = hashlib.sha256()
             remaining = size
@@ -164,7 +167,7 @@ def test_finishing_twice_gives_two_valid_files_and_leaves_the_prepared_file(
         assert _sha256(prepared.prepared_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.pdf", "second.pdf", "work"]
     for out in outs:
-        assert out.stat().st_size == prepared.prepared_size
+        assert out.stat().st_size == prepared.document_size
         report = pdfsig(nss_db, out)
         assert len(report) == 1
         assert "Signature Validation: Signature is Valid." in report[0]
