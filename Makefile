@@ -59,7 +59,7 @@ lint: install
 audit: install
 	$(BIN)/python scripts/audit.py
 
-# Every benchmark against freshly started servers (about 25 minutes, a 10-minute soak
+# Every benchmark against freshly started servers (about 17 minutes, a 10-minute soak
 # included); rewrites the results section of docs/benchmarks.md and its chart.
 bench: install system-deps $(VENV)/.bench-installed
 	$(BIN)/python bench/run_all.py

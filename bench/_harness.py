@@ -74,8 +74,13 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-atexit.register(_stop_all)
-signal.signal(signal.SIGTERM, _on_signal)
+def _install_cleanup() -> None:
+    """Stop our servers on exit and on SIGTERM; done when the first one starts (not at
+    import: the tests import these modules)."""
+    if not getattr(_install_cleanup, "done", False):
+        atexit.register(_stop_all)
+        signal.signal(signal.SIGTERM, _on_signal)
+        _install_cleanup.done = True  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -97,6 +102,7 @@ class Server:
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> Server:
+    _install_cleanup()
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH_DIR)
     _children.append(process)
@@ -709,6 +715,31 @@ def load_from(args: argparse.Namespace) -> Load:
         warmup=max(0, args.warmup),
         rounds=args.rounds,
     )
+
+
+def exit_status(work: Callable[[], tuple[str, bool]]) -> int:
+    """Run one benchmark and print its tables. Exit status: 0 every goal met, 1 a goal
+    missed, 2 it could not run (or the service answered errors), 130 interrupted."""
+    try:
+        text, ok = work()
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(text)
+    return 0 if ok else 1
+
+
+def with_service(keep: bool, work: Callable[[Environment], tuple[str, bool]]) -> int:
+    """``exit_status`` of ``work`` run against a fresh service and bare app."""
+
+    def whole() -> tuple[str, bool]:
+        with environment(keep) as env:
+            return work(env)
+
+    return exit_status(whole)
 
 
 def require_tools() -> None:

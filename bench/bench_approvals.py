@@ -285,17 +285,7 @@ def bench(env: h.Environment, load: h.Load) -> tuple[str, bool]:
 def main() -> int:
     args = h.arguments(__doc__.splitlines()[0]).parse_args()
     load = h.load_from(args)
-    try:
-        with h.environment(args.keep) as env:
-            text, ok = bench(env, load)
-    except h.BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(text)
-    return 0 if ok else 1
+    return h.with_service(args.keep, lambda env: bench(env, load))
 
 
 if __name__ == "__main__":

@@ -185,17 +185,7 @@ def main() -> int:
     add_arguments(parser)
     args = parser.parse_args()
     load = h.load_from(args)
-    try:
-        with h.environment(args.keep) as env:
-            text, ok = bench(env, load, args.nonce_goal)
-    except h.BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(text)
-    return 0 if ok else 1
+    return h.with_service(args.keep, lambda env: bench(env, load, args.nonce_goal))
 
 
 if __name__ == "__main__":

@@ -363,7 +363,7 @@ class LoginRun:
         return self.logins / self.seconds
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (uvicorn's default too): less CPU for the load generator."""
     try:
         import uvloop
@@ -389,7 +389,7 @@ class LoginDriver:
         self.keys = jwt.PyJWKSet.from_dict(jwks)
         self.sample_id_token = ""
 
-    async def _login(self, browser: httpx.AsyncClient, phone: httpx.AsyncClient, app: ca.CitizenApp) -> None:
+    async def login(self, browser: httpx.AsyncClient, phone: httpx.AsyncClient, app: ca.CitizenApp) -> None:
         browser.cookies.clear()
         verifier = secrets.token_urlsafe(48)
         state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
@@ -520,7 +520,7 @@ class LoginDriver:
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as browser:
                 while remaining > 0:
                     remaining -= 1
-                    await (self._bare if bare else self._login)(browser, phone, app)
+                    await (self._bare if bare else self.login)(browser, phone, app)
 
         async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as phone:
             started = time.perf_counter()
@@ -533,7 +533,7 @@ class LoginDriver:
         cpu_server, cpu_self = h.cpu_seconds(server.process.pid), _cpu_self()
         timeout = 60 + count  # bounded: at least one login per second, or it is a failure
         try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 seconds = runner.run(
                     asyncio.wait_for(self._run(server.url, count, concurrency, bare), timeout)
                 )
@@ -549,7 +549,7 @@ class LoginDriver:
         )
 
 
-def _completed_logins(env: h.Environment, apps: list[ca.CitizenApp]) -> int:
+def completed_logins(env: h.Environment, apps: list[ca.CitizenApp]) -> int:
     from identity.models import ApprovalRequest
 
     table = ApprovalRequest.__table__  # type: ignore[attr-defined]
@@ -706,7 +706,7 @@ def bench(env: h.Environment, load: h.Load, logins: int = 400, concurrency: int 
         driver = LoginDriver(env, rp, apps, jwks)
         h.log(f"complete logins: {concurrency} concurrent browsers, {logins} logins per measurement")
         warm = max(concurrency, logins // 10)
-        before = _completed_logins(env, apps)
+        before = completed_logins(env, apps)
         driver.run(warm, concurrency, bare=False)
         driver.run(warm, concurrency, bare=True)
         bare_runs: list[LoginRun] = []
@@ -723,7 +723,7 @@ def bench(env: h.Environment, load: h.Load, logins: int = 400, concurrency: int 
                     f"(driver CPU {run.driver_cpu / run.seconds:.2f} cores, server "
                     f"{run.server_cpu / run.seconds:.2f} cores)"
                 )
-        done = _completed_logins(env, apps) - before
+        done = completed_logins(env, apps) - before
         expected = warm + logins * load.rounds
         if done != expected:
             raise h.BenchError(f"{done} logins completed in the database, {expected} driven")
@@ -859,17 +859,7 @@ def main() -> int:
     load = h.load_from(args)
     if args.logins < 1 or args.login_concurrency < 1:
         raise SystemExit("--logins and --login-concurrency must be at least 1")
-    try:
-        with h.environment(args.keep) as env:
-            text, ok = bench(env, load, args.logins, args.login_concurrency)
-    except h.BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(text)
-    return 0 if ok else 1
+    return h.with_service(args.keep, lambda env: bench(env, load, args.logins, args.login_concurrency))
 
 
 if __name__ == "__main__":

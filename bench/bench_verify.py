@@ -16,7 +16,7 @@ is validated in a fresh worker and the worker's peak resident memory
 
     .venv/bin/python bench/bench_verify.py [--seconds 10] [--big-mb 100]
 
-Takes about a minute (signing the 100 MB file is most of it): not part of run_all.py.
+Takes about a minute (signing the 100 MB file is most of it); part of run_all.py (`make bench`).
 """
 
 from __future__ import annotations
@@ -185,13 +185,8 @@ def _rate(name: str, seconds: float, once: Callable[[], None]) -> tuple[str, flo
     return name, count / elapsed, count
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="Time per throughput scenario.")
-    parser.add_argument("--big-mb", type=float, default=100.0, help="Size of the memory test document (MB).")
-    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
-    args = parser.parse_args()
-
+def bench(seconds: float = 10.0, big_mb: float = 100.0, keep: bool = False) -> tuple[str, bool]:
+    """Both measurements; (the tables as Markdown, whether the memory goal was met)."""
     from asn1crypto import x509
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
@@ -199,7 +194,7 @@ def main() -> int:
 
     from verification import Indication, Limits, WorkerPool, async_validate_document
 
-    with h.workspace(args.keep) as workdir:
+    with h.workspace(keep) as workdir:
         h.log("preparing a data directory and signing the documents ...")
         world = World(workdir)
         try:
@@ -226,18 +221,18 @@ def main() -> int:
                 if report.indication is not Indication.TOTAL_PASSED:
                     raise h.BenchError("the worker did not pass the document:\n" + report.to_json())
 
-            h.log(f"throughput, {args.seconds:g} s each ...")
+            h.log(f"throughput, {seconds:g} s each ...")
             rows = [
-                _rate("pyHanko validate_pdf_signature", args.seconds, plain),
-                _rate("async_validate_document (ours)", args.seconds, ours),
-                _rate("WorkerPool, 1 worker (API path)", args.seconds, worker),
+                _rate("pyHanko validate_pdf_signature", seconds, plain),
+                _rate("async_validate_document (ours)", seconds, ours),
+                _rate("WorkerPool, 1 worker (API path)", seconds, worker),
             ]
             small_peak = pool.last_peak_kb or 0
             small_size = small.stat().st_size
             pool.close()
 
-            h.log(f"signing a {args.big_mb:g} MB document ...")
-            big = world.sign(_pdf(workdir / "big.pdf", args.big_mb), workdir / "big-signed.pdf")
+            h.log(f"signing a {big_mb:g} MB document ...")
+            big = world.sign(_pdf(workdir / "big.pdf", big_mb), workdir / "big-signed.pdf")
             fresh = WorkerPool(trust=trust, limits=Limits(workers=1, timeout_seconds=600, memory_mb=4096))
             start = time.perf_counter()
             report = asyncio.run(fresh.async_validate(big))
@@ -251,25 +246,35 @@ def main() -> int:
         finally:
             world.close()
 
-    print(f"\nValidation of a {small_size / 2**20:.2f} MiB PAdES B-LTA PDF, one signature")
-    print(f"{'path':<36} {'validations/s':>14} {'ms each':>9} {'share of pyHanko':>17}")
     base = rows[0][1]
-    for name, rate, _count in rows:
-        print(f"{name:<36} {rate:>14.1f} {1000 / rate:>9.1f} {rate / base:>16.0%}")
     ok = big_peak * 1024 < big_size
-    print(
-        f"\nResident memory of the worker process (VmRSS / VmHWM in the child), file {big_size / 2**20:.1f} MiB"
-    )
-    print(f"  fresh worker, libraries loaded:              {idle_peak / 1024:8.1f} MiB")
-    print(f"  peak while validating the 1 MB document:     {small_peak / 1024:8.1f} MiB")
-    print(f"  peak while validating the {args.big_mb:g} MB document: {big_peak / 1024:8.1f} MiB ({big_seconds:.1f} s)"
-          f"   goal < file size: {'ok' if ok else 'FAIL'}")  # fmt: skip
-    return 0 if ok else 1
+    lines = [
+        f"#### Validations per second of a {small_size / 2**20:.2f} MiB PAdES B-LTA PDF, one signature",
+        "",
+        "| path | validations/s | ms each | share of pyHanko |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {rate:.1f} | {1000 / rate:.1f} | {rate / base:.0%} |" for name, rate, _count in rows),
+        "",
+        f"#### Resident memory of the worker process, file {big_size / 2**20:.1f} MiB",
+        "",
+        "| state | VmRSS / VmHWM | goal | result |",
+        "|---|---:|---:|---|",
+        f"| fresh worker, libraries loaded | {idle_peak / 1024:.1f} MiB | | |",
+        f"| peak validating the 1 MB document | {small_peak / 1024:.1f} MiB | | |",
+        f"| peak validating the {big_mb:g} MB document ({big_seconds:.1f} s) | {big_peak / 1024:.1f} MiB "
+        f"| < file size | {'PASS' if ok else 'FAIL'} |",
+    ]
+    return "\n".join(lines), ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="Time per throughput scenario.")
+    parser.add_argument("--big-mb", type=float, default=100.0, help="Size of the memory test document (MB).")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    args = parser.parse_args()
+    return h.exit_status(lambda: bench(args.seconds, args.big_mb, args.keep))
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except h.BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
