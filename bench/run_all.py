@@ -51,7 +51,11 @@ def main() -> int:
     load = h.load_from(args)
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     chart = None if args.no_doc else args.doc.parent / "images" / "benchmark-growth.png"
-    started, load_before = time.perf_counter(), os.getloadavg()
+    started, load_before, commit = (
+        time.perf_counter(),
+        os.getloadavg(),
+        _commit(),
+    )  # before the chart is written
     sections: list[tuple[str, str, bool]] = []
     try:
         with h.environment(args.keep) as env:
@@ -79,7 +83,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    body = render(sections, time.perf_counter() - started, load_before)
+    body = render(sections, time.perf_counter() - started, load_before, commit)
     print(body)
     ok = all(passed for _title, _text, passed in sections)
     print("all goals met" if ok else "GOALS MISSED: see FAIL rows above")
@@ -102,12 +106,14 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def render(sections: list[tuple[str, str, bool]], seconds: float, load_before: tuple[float, ...]) -> str:
+def render(
+    sections: list[tuple[str, str, bool]], seconds: float, load_before: tuple[float, ...], commit: str
+) -> str:
     missed = [title for title, _text, passed in sections if not passed and title]
     lines = [
         "## Latest `make bench` run",
         "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{_commit()}`, {os.cpu_count()} CPUs, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; load average {load_before[0]:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end; {seconds / 60:.0f} min in all.",
         "",
