@@ -535,16 +535,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.repeat < 1 or args.rounds < 1 or not sizes or min(sizes) < 1:
         raise SystemExit("--repeat, --rounds and every size must be at least 1")
-    try:
-        text, ok = bench(args.repeat, sizes, args.cache, args.rounds, args.keep)
-    except h.BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(text)
-    return 0 if ok else 1
+    return h.exit_status(lambda: bench(args.repeat, sizes, args.cache, args.rounds, args.keep))
 
 
 if __name__ == "__main__":

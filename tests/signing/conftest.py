@@ -12,23 +12,25 @@ import io
 import subprocess
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from asn1crypto import pem
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from sqlmodel import Session, select
 
 from keys import crl
-from keys.issuance import Purpose
+from keys.issuance import Purpose, issue_citizen_certificate
 from keys.keystore import KeyStore
 from keys.models import CertificateRecord, utcnow
 from keys.ocsp import OcspResponder, StatusRow
 from keys.pki import Pki
+from keys.profiles import CitizenSubject
 from keys.tsa import TimeStampAuthority
 from signing import InProcessRevocation, InProcessTimeStamper, Prepared
 from tests.conftest import IssuedCitizen, ServiceEnv, issue_citizen
@@ -185,3 +187,29 @@ def make_pdf(
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one of the async signing functions from a synchronous test."""
     return asyncio.run(coro)
+
+
+def issue_signing_certificate(
+    trust: Trust, public_key: Any, *, now: datetime | None = None, lifetime: timedelta | None = None
+) -> bytes:
+    """A Citizen CA signing certificate (DER) for ``public_key`` (any key type), issued
+    ``now`` (default: the present) for ``lifetime`` (default: the profile's)."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    options: dict[str, Any] = {"now": now} if now is not None else {}
+    if lifetime is not None:
+        options["lifetime"] = lifetime
+    record = issue_citizen_certificate(
+        trust.session,
+        trust.keystore,
+        trust.pki,
+        subject=CitizenSubject(
+            country="EE", given_name="Jaan", family_name="Tamm", personal_code="38001085718"
+        ),
+        purpose=Purpose.SIGNING,
+        public_key_der=spki,
+        **options,
+    )
+    assert record.der is not None
+    return record.der

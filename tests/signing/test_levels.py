@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms, x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from pyhanko_certvalidator.authority import AuthorityWithCert
 from pyhanko_certvalidator.fetchers.common_utils import format_ocsp_request
 
-from keys.issuance import Purpose, issue_citizen_certificate
 from keys.models import utcnow
-from keys.profiles import CitizenSubject
 from signing import (
     Level,
     Prepared,
@@ -27,7 +25,7 @@ from signing import (
     async_prepare,
 )
 from tests.conftest import IssuedCitizen
-from tests.signing.conftest import Trust, make_pdf, run, sign_digest
+from tests.signing.conftest import Trust, issue_signing_certificate, make_pdf, run, sign_digest
 from tests.signing.witnesses import async_pyhanko_report, openssl_cms_verify, pdfsig
 
 LEVELS = [Level.B_B, Level.B_T, Level.B_LT, Level.B_LTA]
@@ -128,25 +126,12 @@ def test_prepared_state_is_plain_json_for_a_database_row(
 def test_rsa_signing_key(trust: Trust, nss_db: str, tmp_path: Path) -> None:
     """The protocol allows RSA signing keys: PKCS#1 v1.5 over the SHA-256 digest."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    record = issue_citizen_certificate(
-        trust.session,
-        trust.keystore,
-        trust.pki,
-        subject=CitizenSubject(
-            country="EE", given_name="Jaan", family_name="Tamm", personal_code="38001085718"
-        ),
-        purpose=Purpose.SIGNING,
-        public_key_der=spki,
-    )
-    assert record.der is not None
+    der = issue_signing_certificate(trust, key.public_key())
     workdir = tmp_path / "work"
     workdir.mkdir()
     source = make_pdf(tmp_path / "in.pdf")
     prepared = run(
-        async_prepare(source, workdir, signer_certificate=record.der, chain=trust.chain, level=Level.B_LTA)
+        async_prepare(source, workdir, signer_certificate=der, chain=trust.chain, level=Level.B_LTA)
     )
     assert prepared.hash_algorithm.value == "sha256"
     signature = key.sign(prepared.digest_to_sign, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))

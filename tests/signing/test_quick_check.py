@@ -21,11 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from keys.issuance import Purpose, issue_citizen_certificate
+from keys.issuance import Purpose
 from keys.keystore import HashAlgorithm
 from keys.models import utcnow
 from keys.ocsp import OcspResponder
-from keys.profiles import CitizenSubject
 from keys.revocation import revoke_certificate
 from signing import (
     InProcessRevocation,
@@ -39,7 +38,7 @@ from signing import (
     pades,
 )
 from tests.conftest import IssuedCitizen, issue_citizen
-from tests.signing.conftest import Trust, make_pdf, run, sign_digest
+from tests.signing.conftest import Trust, issue_signing_certificate, make_pdf, run, sign_digest
 from tests.signing.witnesses import async_pyhanko_report
 
 QUICK = [Level.B_B, Level.B_T]
@@ -184,23 +183,10 @@ def test_certificate_from_another_ca_is_refused(
 @pytest.mark.parametrize("level", QUICK, ids=[level.value for level in QUICK])
 def test_expired_certificate_is_refused(trust: Trust, tmp_path: Path, level: Level) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    der = issue_signing_certificate(
+        trust, key.public_key(), now=utcnow() - timedelta(days=3), lifetime=timedelta(days=1)
     )
-    record = issue_citizen_certificate(
-        trust.session,
-        trust.keystore,
-        trust.pki,
-        subject=CitizenSubject(
-            country="EE", given_name="Jaan", family_name="Tamm", personal_code="38001085718"
-        ),
-        purpose=Purpose.SIGNING,
-        public_key_der=spki,
-        now=utcnow() - timedelta(days=3),
-        lifetime=timedelta(days=1),
-    )
-    assert record.der is not None
-    citizen = IssuedCitizen(record=record, private_key=key, der=record.der)
+    citizen = IssuedCitizen(record=None, private_key=key, der=der)  # type: ignore[arg-type]
     prepared = _prepare(trust, citizen.der, tmp_path, level)
     with pytest.raises(SignerCertificateRejected, match="not valid now"):
         _finish(trust, prepared, sign_digest(citizen, prepared), tmp_path / "out.pdf")

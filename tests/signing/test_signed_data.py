@@ -8,18 +8,16 @@ from typing import Any
 
 import pytest
 from asn1crypto import cms, x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from pyhanko.sign.signers import ExternalSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from keys.issuance import Purpose, issue_citizen_certificate
-from keys.profiles import CitizenSubject
 from signing._attributes import async_signed_attributes
 from signing._cms import hash_algorithm_for
 from signing._signed_data import async_signed_data
 from tests.conftest import IssuedCitizen
-from tests.signing.conftest import Trust
+from tests.signing.conftest import Trust, issue_signing_certificate
 
 
 def _sorted_certificates(content_info: cms.ContentInfo) -> dict[str, Any]:
@@ -72,21 +70,9 @@ def test_ec_signers(trust: Trust, signers: dict[str, IssuedCitizen], curve: str)
 
 def test_rsa_signer(trust: Trust) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    record = issue_citizen_certificate(
-        trust.session,
-        trust.keystore,
-        trust.pki,
-        subject=CitizenSubject(
-            country="EE", given_name="Jaan", family_name="Tamm", personal_code="38001085718"
-        ),
-        purpose=Purpose.SIGNING,
-        public_key_der=key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-    )
-    assert record.der is not None
+    der = issue_signing_certificate(trust, key.public_key())
     _compare(
         trust,
-        record.der,
+        der,
         lambda digest: key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())),
     )
