@@ -10,12 +10,14 @@ once, across any number of service instances.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -30,6 +32,18 @@ from .models import ApprovalRequest, Citizen
 MAX_LIFETIME = timedelta(seconds=120)
 MAX_DISPLAY_TEXT = 200
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+class CitizenRef(Protocol):
+    """What the approval protocol needs of a citizen: a ``Citizen`` row, or the device
+    owner an app call was authenticated as (``identity.app_tokens.DeviceOwner``)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def public_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
 
 
 class ApprovalKind(StrEnum):
@@ -135,7 +149,9 @@ def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest
     return request
 
 
-def pending_for(session: Session, citizen: Citizen, *, now: datetime | None = None) -> list[ApprovalRequest]:
+def pending_for(
+    session: Session, citizen: CitizenRef, *, now: datetime | None = None
+) -> list[ApprovalRequest]:
     """The citizen's pending, unexpired requests, oldest first."""
     when = now or utcnow()
     pending = list(
@@ -155,7 +171,7 @@ def pending_for(session: Session, citizen: Citizen, *, now: datetime | None = No
 
 
 def for_citizen(
-    session: Session, citizen: Citizen, public_id: str, *, now: datetime | None = None
+    session: Session, citizen: CitizenRef, public_id: str, *, now: datetime | None = None
 ) -> ApprovalRequest:
     """One of the citizen's requests, in any state; another citizen's is not found."""
     when = now or utcnow()
@@ -176,32 +192,42 @@ def for_browser(
     return request
 
 
-def _transition(
-    session: Session, request: ApprovalRequest, state: ApprovalState, now: datetime, **values: object
-) -> bool:
+def _write_transition(
+    session: Session, request_id: int, state: ApprovalState, now: datetime, **values: object
+) -> dict[str, object] | None:
+    """Move a pending, unexpired request to ``state`` with one conditional update. Commits.
+    The values written, or None when the request was no longer pending (nothing changed)."""
     new = {"state": state.value, "answered_at": now, **values}
     result = session.execute(
         _transition_statement(tuple(new)),
-        {"request_id": request.id, "now": now} | {f"new_{name}": value for name, value in new.items()},
+        {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()},
     )
     session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    return new if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def _transition(
+    session: Session, request: ApprovalRequest, state: ApprovalState, now: datetime, **values: object
+) -> bool:
+    assert request.id is not None
+    written = _write_transition(session, request.id, state, now, **values)
+    if written is None:
         session.refresh(request)  # someone else changed it: show what it is now
         return False
     # It is exactly what this UPDATE wrote; set it without another SELECT (nor marking it dirty).
-    for name, value in new.items():
+    for name, value in written.items():
         set_committed_value(request, name, value)
     return True
 
 
-def _not_pending(request: ApprovalRequest, now: datetime) -> ApprovalRejected:
+def _not_pending(request: ApprovalRequest | Answerable, now: datetime) -> ApprovalRejected:
     if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
         return ApprovalRejected("the request has expired")
     return ApprovalRejected(f"the request is already {request.state}")
 
 
 def refuse(
-    session: Session, citizen: Citizen, public_id: str, *, now: datetime | None = None
+    session: Session, citizen: CitizenRef, public_id: str, *, now: datetime | None = None
 ) -> ApprovalRequest:
     """The citizen said no. Commits."""
     when = now or utcnow()
@@ -212,10 +238,42 @@ def refuse(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Answerable:
+    """A request as the answer path reads it: the columns it needs, not an ORM object
+    (loading one cost more than the query; the answer changes it with one UPDATE anyway)."""
+
+    id: int
+    public_id: str
+    citizen_id: int
+    kind: str
+    hash: bytes
+    hash_algorithm: str
+    state: str
+    expires_at: datetime
+
+
+_ANSWERABLE = sa.select(
+    _TABLE.c.id,
+    _TABLE.c.public_id,
+    _TABLE.c.citizen_id,
+    _TABLE.c.kind,
+    _TABLE.c.hash,
+    _TABLE.c.hash_algorithm,
+    _TABLE.c.state,
+    _TABLE.c.expires_at,
+).where(_TABLE.c.public_id == bindparam("public_id"))
+
+
+def _read_answerable(session: Session, public_id: str) -> Answerable | None:
+    row = session.execute(_ANSWERABLE, {"public_id": public_id}).first()
+    return None if row is None else Answerable(**row._mapping)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckedAnswer:
     """An app's answer to a pending request, checked but not yet recorded."""
 
-    request: ApprovalRequest
+    request: Answerable
     """The request, pending when it was read."""
     signature: bytes
     """The signature over the request's hash."""
@@ -227,7 +285,7 @@ class CheckedAnswer:
 
 def check_answer(
     session: Session,
-    citizen: Citizen,
+    citizen: CitizenRef,
     public_id: str,
     *,
     certificate: bytes,
@@ -240,7 +298,12 @@ def check_answer(
     Raises for a request that is unknown or no longer pending; a wrong answer is returned
     with its ``failure``, for ``record_answer`` to fail the request with.
     """
-    request = for_citizen(session, citizen, public_id, now=now)
+    request = _read_answerable(session, public_id)
+    if request is None or request.citizen_id != citizen.id:
+        raise ApprovalNotFound("no such approval request")
+    if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
+        _expire(session, now, public_id=public_id)
+        request = _read_answerable(session, public_id) or request
     if request.state != ApprovalState.PENDING.value:
         raise _not_pending(request, now)
     try:
@@ -256,39 +319,43 @@ def check_answer(
     )
 
 
-def record_answer(session: Session, answer: CheckedAnswer, *, now: datetime) -> ApprovalRequest:
+def record_answer(session: Session, answer: CheckedAnswer, *, now: datetime) -> Answerable:
     """Complete the request (or fail it, for a wrong answer) with one conditional update. Commits.
 
     A wrong answer fails the request, so the browser waiting on it learns at once, and
     raises ``ApprovalRejected``; an answer to a request that is no longer pending (answered
-    or expired meanwhile) changes nothing and raises ``ApprovalRejected`` too.
+    or expired meanwhile) changes nothing and raises ``ApprovalRejected`` too. Returns the
+    request as completed.
     """
     request = answer.request
     if answer.failure is not None:
-        _transition(session, request, ApprovalState.FAILED, now, failure_reason=answer.failure[:200])
+        _write_transition(session, request.id, ApprovalState.FAILED, now, failure_reason=answer.failure[:200])
         raise ApprovalRejected(answer.failure)
-    if not _transition(
-        session,
-        request,
-        ApprovalState.COMPLETED,
-        now,
-        certificate_serial=answer.certificate_serial,
-        signature=answer.signature,
+    if (
+        _write_transition(
+            session,
+            request.id,
+            ApprovalState.COMPLETED,
+            now,
+            certificate_serial=answer.certificate_serial,
+            signature=answer.signature,
+        )
+        is None
     ):
-        raise _not_pending(request, now)
-    return request
+        raise _not_pending(_read_answerable(session, request.public_id) or request, now)
+    return dataclasses.replace(request, state=ApprovalState.COMPLETED.value)
 
 
 def approve(
     session: Session,
-    citizen: Citizen,
+    citizen: CitizenRef,
     public_id: str,
     *,
     certificate: bytes,
     signature: bytes,
     checker: CertificateChecker,
     now: datetime | None = None,
-) -> ApprovalRequest:
+) -> Answerable:
     """Check the app's answer and complete the request, once. Commits.
 
     A wrong answer (bad signature, wrong key, revoked certificate) fails the request, so

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -26,8 +27,10 @@ from keys.models import CertificateRecord, as_utc
 from keys.profiles import Profile
 
 from .errors import ApprovalRejected, WebEidRejected
-from .models import Citizen
 from .ocsp_client import build_ocsp_request, ocsp_status
+
+if TYPE_CHECKING:
+    from .approvals import CitizenRef
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -56,7 +59,7 @@ class CertificateChecker:
     """How to reach our OCSP responder."""
 
     def check(
-        self, session: Session, *, citizen: Citizen, certificate: bytes, kind: str, now: datetime
+        self, session: Session, *, citizen: CitizenRef, certificate: bytes, kind: str, now: datetime
     ) -> x509.Certificate:
         """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
         cert = _issued_certificate(certificate, self.citizen_ca)

@@ -140,7 +140,8 @@ def answer(
         try:
             if body.decision == "refuse":
                 use_token()
-                row = approvals.refuse(session, caller.citizen, request_id, now=now)
+                refused = approvals.refuse(session, caller.citizen, request_id, now=now)
+                outcome = AnswerOut(id=refused.public_id, state=refused.state)
             else:
                 if body.certificate is None or body.signature is None:
                     raise ApprovalRejected("an approval needs the certificate and the signature")
@@ -154,7 +155,8 @@ def answer(
                     now=now,
                 )
                 use_token()
-                row = approvals.record_answer(session, checked, now=now)
+                completed = approvals.record_answer(session, checked, now=now)
+                outcome = AnswerOut(id=completed.public_id, state=completed.state)
         except AppAuthenticationFailed:
             raise
         except ServiceError:
@@ -163,4 +165,4 @@ def answer(
             use_token()
             session.commit()
             raise
-        return json_response(AnswerOut(id=row.public_id, state=row.state))
+        return json_response(outcome)
