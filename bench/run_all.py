@@ -2,7 +2,8 @@
 
 This is what ``make bench`` runs: OCSP, TSA, approval answers and OpenID Connect against
 one new ``eid serve`` (each beside the bare FastAPI ceiling measured in the same run); a
-soak of complete logins at half the peak rate against another new one; then signing,
+soak of complete logins at half the peak rate against another new one; the approval
+answer's CPU step by step, in process (``bench_answer_costs.py``); then signing,
 validation, and their growth with the document's size, in process (each beside pyHanko's
 defaults measured in the same run, plus a PNG chart). The tables replace the section
 between the markers in ``docs/benchmarks.md`` (``--doc``; ``--no-doc`` to only print).
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import _harness as h
+import bench_answer_costs
 import bench_approvals
 import bench_growth
 import bench_ocsp
@@ -71,6 +73,8 @@ def main() -> int:
         if args.soak_minutes:
             with h.environment(args.keep) as env:
                 sections.append(("Soak (issue 8)", *bench_soak.bench(env, args.soak_minutes)))
+        with h.environment(args.keep) as env:  # in process: the answer's CPU, step by step
+            sections.append(("", bench_answer_costs.bench(env, 1500), True))
         # In process, after the servers have stopped.
         sections += [
             ("Signing (issue 5)", *bench_signing.bench(5, [1, 10, 100], bench_signing.CACHE)),

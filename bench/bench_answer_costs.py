@@ -1,0 +1,293 @@
+"""Where an approval answer's CPU goes: each step beside the framework's own floor, in process.
+
+``bench_approvals.py`` measures answers per second over HTTP against the bare ceiling
+(issue 3 asks for at least 25% of it). This script says why the rate is what it is. It
+calls the ASGI app directly (no sockets, no uvicorn, one request at a time) and measures
+the process's CPU time per request for:
+
+* the floor: the bare app's POST (``bench/bare_app.py``), our app's ``GET /healthz``
+  (every middleware, no route work), and two no-op routes added to our app with the
+  answer's own shape: a synchronous FastAPI route with the answer's parameters (body model,
+  header, services dependency: FastAPI runs it in the thread pool), and an ``async`` route
+  that parses the same body and makes one thread-pool hop;
+* the real answer (``POST /api/v1/app/requests/{id}``: request token, certificate, OCSP,
+  signature, one conditional update and one commit), with the CPU of each step measured
+  by wrapping the functions that do it;
+* database primitives on the service's own engine: one indexed SELECT through a
+  SQLAlchemy session, the same through the sqlite3 driver, and one commit
+  (``synchronous=FULL``: the write-ahead log is fsynced).
+
+Nothing here has a goal; the figures are the budget arithmetic behind the issue's 25%.
+
+    .venv/bin/python bench/bench_answer_costs.py [--requests 1500]
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the no-op routes' parameter
+# annotations at run time, and they name classes imported inside a function.
+import argparse
+import asyncio
+import collections
+import functools
+import importlib
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import _citizen_app as ca
+import _harness as h
+import bench_approvals as ba
+
+# (module, attribute): the answer's steps, outermost first. Nested steps count in their parent too.
+STEPS = [
+    ("api.routes.app", "_authenticate", "request token (header, device row, ES256, claims)"),
+    ("identity.app_tokens", "_verified_claims", "  of which the ES256 verification and claims JSON"),
+    ("identity.approvals", "check_answer", "request row, certificate, OCSP, signature"),
+    ("identity.certificates", "CertificateChecker.check", "  of which certificate record and OCSP"),
+    ("keys.ocsp", "OcspResponder.respond", "    of which our OCSP responder (status row)"),
+    ("identity.app_tokens", "_consume_jti", "jti INSERT (single use)"),
+    ("identity.approvals", "record_answer", "conditional UPDATE and commit"),
+    ("sqlmodel.orm.session", "Session.commit", "  of which the commit (WAL fsync)"),
+]
+
+Call = Callable[[], Awaitable[int]]
+_last_body: list[bytes] = [b""]
+
+
+def asgi_call(app: Any, method: str, path: str, headers: dict[str, str], body: bytes) -> Call:
+    """One request straight into the ASGI app; returns the status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def call() -> int:
+        sent = False
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status >= 400:
+                _last_body.append(message.get("body", b""))
+
+        await app(dict(scope), receive, send)
+        return status
+
+    return call
+
+
+async def cpu_per_call(calls: list[Call], expect: int) -> float:
+    """CPU milliseconds per call (the first tenth is a warm-up)."""
+    warm = max(1, len(calls) // 10)
+    for call in calls[:warm]:
+        status = await call()
+        if status != expect:
+            raise h.BenchError(f"a warm-up request failed: HTTP {status} ({_last_body[-1][:300]!r})")
+    start = time.process_time()
+    for call in calls[warm:]:
+        if await call() != expect:
+            raise h.BenchError("a measured request failed")
+    return (time.process_time() - start) / (len(calls) - warm) * 1000
+
+
+def add_noop_routes(app: Any) -> None:
+    """Routes with the answer's shape and no work, first in the routing table."""
+    from fastapi import Request
+    from starlette.concurrency import run_in_threadpool
+
+    from api.routes._responses import json_response
+    from api.routes.app import AnswerIn, AnswerOut, AuthorizationHeader, ServicesDep
+
+    def noop_sync(
+        request_id: str,
+        body: AnswerIn,
+        request: Request,
+        services: ServicesDep,
+        authorization: AuthorizationHeader = None,
+    ) -> Any:
+        return json_response(AnswerOut(id=request_id, state="completed"))
+
+    async def noop_async(request_id: str, request: Request) -> Any:
+        AnswerIn.model_validate_json(await request.body())
+        return await run_in_threadpool(lambda: json_response(AnswerOut(id=request_id, state="completed")))
+
+    app.post("/noop-sync/{request_id}")(noop_sync)
+    app.post("/noop-async/{request_id}")(noop_async)
+    app.router.routes[:0] = [app.router.routes.pop(), app.router.routes.pop()]
+
+
+def wrap_steps(totals: dict[str, float]) -> None:
+    for module_name, attribute, label in STEPS:
+        owner: Any = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def timed(*args: Any, _original: Any = original, _label: str = label, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_label] += time.process_time() - start
+
+        setattr(owner, name, functools.wraps(original)(timed))
+
+
+def database_primitives(env: h.Environment, count: int) -> list[tuple[str, float]]:
+    from sqlalchemy import bindparam, select, text
+
+    from identity.models import Citizen
+
+    engine = ca.engine(env.service)
+    table = Citizen.__table__  # type: ignore[attr-defined]
+    query = select(table.c.id, table.c.state).where(table.c.public_id == bindparam("p"))
+    rows = []
+    try:
+        with ca.database(env.service) as session:
+            public_id = session.execute(select(table.c.public_id)).scalar_one()
+            start = time.process_time()
+            for _ in range(count):
+                session.execute(query, {"p": public_id}).first()
+            rows.append(("one indexed SELECT, SQLAlchemy session", (time.process_time() - start) / count))
+            raw = session.connection().connection.driver_connection
+            assert raw is not None
+            start = time.process_time()
+            for _ in range(count):
+                raw.execute("SELECT id, state FROM citizen WHERE public_id = ?", (public_id,)).fetchone()
+            rows.append(("the same SELECT, sqlite3 driver", (time.process_time() - start) / count))
+        with engine.connect() as connection:
+            connection.execute(text("CREATE TEMP TABLE IF NOT EXISTS t (v INTEGER)"))
+            connection.commit()
+            start = time.process_time()
+            for i in range(count // 4):
+                connection.execute(
+                    text("INSERT INTO main.used_token_id VALUES (:j, '2000-01-01')"), {"j": f"b{i}"}
+                )
+                connection.commit()
+            rows.append(("one INSERT and its commit (fsync)", (time.process_time() - start) / (count // 4)))
+            connection.execute(text("DELETE FROM used_token_id WHERE jti LIKE 'b%'"))
+            connection.commit()
+    finally:
+        engine.dispose()
+    return [(label, seconds * 1000) for label, seconds in rows]
+
+
+def bench(env: h.Environment, requests: int) -> str:
+    from api.app import create_app
+
+    (app,) = ca.enrol(env.service, env.eid.url, 1)
+    h.stop(env.eid)  # from here on, only the in-process app touches the database
+    load = ba.ApprovalLoad(env=env, app=app, engine=ca.engine(env.service), lines_file=env.workdir / "lines")
+    load.rate = requests / 10
+    load.prepare(20)  # 2 x requests + 500 pending requests and their answers
+    answers = [line.split("\t") for line in load.lines_file.read_text().splitlines()]
+    load.engine.dispose()
+
+    import bare_app
+
+    ours = create_app(env.service.settings())
+    add_noop_routes(ours)
+    bare = bare_app.create_app()
+    path, authorization, body = answers[0]
+    headers = {"authorization": authorization, "content-type": ba.JSON, "host": "127.0.0.1"}
+
+    def same(target: Any, method: str, route: str) -> list[Call]:
+        return [asgi_call(target, method, route, headers, body.encode())] * requests
+
+    def real(lines: list[list[str]]) -> list[Call]:
+        return [
+            asgi_call(
+                ours,
+                "POST",
+                p,
+                {"authorization": a, "content-type": ba.JSON, "host": "127.0.0.1"},
+                b.encode(),
+            )
+            for p, a, b in lines
+        ]
+
+    totals: dict[str, float] = collections.defaultdict(float)  # CPU seconds per step
+
+    async def run() -> list[tuple[str, float]]:
+        async with ours.router.lifespan_context(ours):
+            rows = [
+                (
+                    "bare app: POST /bare (the ceiling's endpoint)",
+                    await cpu_per_call(same(bare, "POST", "/bare"), 200),
+                ),
+                (
+                    "our app: GET /healthz (middleware only)",
+                    await cpu_per_call(same(ours, "GET", "/healthz"), 200),
+                ),
+                (
+                    "our app: no-op sync route, answer's parameters",
+                    await cpu_per_call(same(ours, "POST", "/noop-sync/x"), 200),
+                ),
+                (
+                    "our app: no-op async route, body parse + one hop",
+                    await cpu_per_call(same(ours, "POST", "/noop-async/x"), 200),
+                ),
+                ("our app: the approval answer", await cpu_per_call(real(answers[:requests]), 200)),
+            ]
+            wrap_steps(totals)
+            await cpu_per_call(real(answers[requests : 2 * requests]), 200)
+            measured = requests - max(1, requests // 10)
+            rows += [(label, totals[label] / measured * 1000) for _m, _a, label in STEPS]
+            return rows
+
+    rows = asyncio.run(run())
+    rows += database_primitives(env, requests)
+    bare_cpu = rows[0][1]
+    lines = [
+        "### Where an approval answer's CPU goes (in process, one request at a time)",
+        "",
+        f"{requests} requests per row, `bench/bench_answer_costs.py`; CPU time of the process per request.",
+        "",
+        "| what | CPU per request | x the bare POST |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {label} | {ms:.3f} ms | {ms / bare_cpu:.1f} |" for label, ms in rows]
+    lines += [
+        "",
+        "Over HTTP, uvicorn adds its own work to every request alike. At 25% of the bare "
+        "ceiling an answer may cost 4 x the bare POST in all.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1500, help="requests per row (default 1500)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    if args.requests < 20:
+        parser.error("--requests must be at least 20")
+
+    def work(env: h.Environment) -> tuple[str, bool]:
+        return bench(env, args.requests), True
+
+    return h.with_service(args.keep, work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
