@@ -12,7 +12,7 @@ import click
 
 from verification import DocumentStatus, document_status, revoke_document
 
-from .cli import _emit, _session, friendly_errors
+from .cli_common import emit, friendly_errors, service_session
 
 
 def _summary(status: DocumentStatus) -> dict[str, Any]:
@@ -50,9 +50,9 @@ qr_group: click.Group = click.group("qr")(_qr)
 @friendly_errors
 def qr_show(document_id: str, as_json: bool) -> None:
     """Show the status of a document by its id (32 hex digits)."""
-    with _session() as (_settings, session, _keystore):
+    with service_session() as (_settings, session, _keystore):
         data = _summary(document_status(session, document_id))
-    _emit(data, as_json, _text)
+    emit(data, as_json, _text)
 
 
 @qr_group.command("revoke")
@@ -62,8 +62,8 @@ def qr_show(document_id: str, as_json: bool) -> None:
 @friendly_errors
 def qr_revoke(document_id: str, reason: str, as_json: bool) -> None:
     """Revoke a signed or sealed document: its QR page shows it as revoked from now on."""
-    with _session() as (_settings, session, _keystore):
+    with service_session() as (_settings, session, _keystore):
         status = revoke_document(session, document_id, reason, actor="eid cli")
         session.commit()
         data = _summary(status)
-    _emit(data, as_json, lambda d: f"revoked {d['document_id']} ({d['revocation_reason']})")
+    emit(data, as_json, lambda d: f"revoked {d['document_id']} ({d['revocation_reason']})")

@@ -11,7 +11,7 @@ from keys.pki import load
 from keys.profiles import OrganisationSubject, Profile
 from keys.seals import issue_seal_certificate
 
-from .cli import _emit, _session, friendly_errors
+from .cli_common import emit, friendly_errors, service_session
 from .services import pki_config
 
 
@@ -31,7 +31,7 @@ def seal_add(client_id: str, organisation: str, org_id: str, country: str, as_js
     """Create a seal key in the key store and certify it for CLIENT (give it the seal scope)."""
     from identity.oauth.clients import find as find_client
 
-    with _session() as (settings, session, keystore):
+    with service_session() as (settings, session, keystore):
         if find_client(session, client_id) is None:
             raise click.ClickException(
                 f"no client {client_id}: register it with `eid client add --scope seal`"
@@ -46,7 +46,7 @@ def seal_add(client_id: str, organisation: str, org_id: str, country: str, as_js
             actor="eid cli",
         )
         data = _describe(record)
-    _emit(
+    emit(
         data,
         as_json,
         lambda d: f"seal {d['serial']} for {d['organisation']} ({d['identifier']}), key {d['key_id']}",
@@ -58,14 +58,14 @@ def seal_add(client_id: str, organisation: str, org_id: str, country: str, as_js
 @friendly_errors
 def seal_list(as_json: bool) -> None:
     """Every e-seal certificate, newest first."""
-    with _session() as (_settings, session, _keystore):
+    with service_session() as (_settings, session, _keystore):
         rows = session.exec(
             select(CertificateRecord)
             .where(CertificateRecord.profile == Profile.ORG_SEAL.value)
             .order_by(col(CertificateRecord.id).desc())
         ).all()
         data = [_describe(row) for row in rows if row.der]
-    _emit(
+    emit(
         data,
         as_json,
         lambda items: (
