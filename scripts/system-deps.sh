@@ -11,6 +11,8 @@ have softhsm2-util || need+=(softhsm2)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 have certutil || need+=(libnss3-tools)
 have wrk || need+=(wrk)
+# qpdf --check is a third witness (besides pdfsig and pyHanko) of the PDFs signing writes.
+have qpdf || need+=(qpdf)
 # The browser tests (tests/web) drive Debian's Chromium; npm fetches axe-core for them.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 have npm || need+=(npm)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from threading import Lock
 
 from asn1crypto import cms
@@ -31,10 +32,14 @@ _lock = Lock()
 
 
 async def async_signed_attributes(
-    signer: signers.ExternalSigner, certificate: bytes, hash_algorithm: HashAlgorithm, document_digest: bytes
+    signer: Callable[[], signers.ExternalSigner],
+    certificate: bytes,
+    hash_algorithm: HashAlgorithm,
+    document_digest: bytes,
 ) -> bytes:
     """DER of the signed attributes over ``document_digest``, exactly as pyHanko's
-    ``signer.signed_attrs(..., use_pades=True)`` would encode them."""
+    ``signer().signed_attrs(..., use_pades=True)`` would encode them. ``signer`` is
+    called only when the template for this certificate is not there yet."""
     key = hashlib.sha256(hash_algorithm.value.encode() + b"\0" + certificate).digest()
     with _lock:
         template = _templates.get(key)
@@ -42,11 +47,11 @@ async def async_signed_attributes(
             _templates.move_to_end(key)
     if template is None:
         stand_in = secrets.token_bytes(len(document_digest))
-        attributes = await signer.signed_attrs(stand_in, hash_algorithm.value, use_pades=True)
+        attributes = await signer().signed_attrs(stand_in, hash_algorithm.value, use_pades=True)
         der = bytes(attributes.dump())
         if der.count(stand_in) != 1 or not _constant(attributes):
             # Something here varies from one signature to the next: build it every time.
-            built = await signer.signed_attrs(document_digest, hash_algorithm.value, use_pades=True)
+            built = await signer().signed_attrs(document_digest, hash_algorithm.value, use_pades=True)
             return bytes(built.dump())
         at = der.index(stand_in)
         template = (der[:at], der[at + len(stand_in) :])

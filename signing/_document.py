@@ -82,7 +82,19 @@ def open_reader(stream: IO[bytes]) -> PdfFileReader:
 def open_writer(stream: IO[bytes]) -> tuple[StreamingPdfFileWriter, tuple[str, ...]]:
     """An incremental writer over a document (refuses documents locked by DocMDP), and
     the names of its signature fields. It reads objects from ``stream`` as needed and
-    copies the rest with the kernel, so the document is never held in memory.
+    copies the rest with the kernel, so the document is never held in memory."""
+    reader, names = open_source(stream)
+    return writer_for(reader), names
+
+
+def writer_for(reader: PdfFileReader) -> StreamingPdfFileWriter:
+    """pyHanko's incremental writer over what ``open_source`` read."""
+    return StreamingPdfFileWriter(reader.stream, prev=reader)
+
+
+def open_source(stream: IO[bytes]) -> tuple[PdfFileReader, tuple[str, ...]]:
+    """A reader over a document to sign (refuses documents locked by DocMDP), and the
+    names of its signature fields.
 
     Unlike ``check_document`` it does not walk the whole page tree (for 1 000 pages that
     is most of the work): only the page that gets the signature's widget is looked up,
@@ -101,7 +113,7 @@ def open_writer(stream: IO[bytes]) -> tuple[StreamingPdfFileWriter, tuple[str, .
         raise damaged(exc, "the PDF has an unreadable certification signature") from exc
     if certification is not None and certification.permission == MDPPerm.NO_CHANGES:
         raise InvalidDocument("the PDF is certified against any change, so it cannot be signed again")
-    return StreamingPdfFileWriter(reader.stream, prev=reader), names
+    return reader, names
 
 
 def damaged(exc: BaseException, message: str) -> InvalidDocument:

@@ -1,7 +1,9 @@
 """The ``.part`` file a finished signature is written to, filled while the CMS is built.
 
-``async_finish`` starts ``SignedOutput`` first: a thread copies the prepared document
-(the original, then the prepared update) next to ``out`` (and, for a big file, starts writing it to disk), while the event loop checks
+``async_finish`` starts ``SignedOutput`` first: a thread takes over the copy of the
+prepared document that prepare started (``_draft``), or else copies the prepared document
+(the original, then the prepared update) next to ``out`` (and, for a big file, starts
+writing it to disk), while the event loop checks
 the signature, asks the TSA and builds the CMS. Once the CMS is in place, ``start_sync``
 makes the file durable in a thread, so the disk flush overlaps whatever is still to be
 checked. Nothing is visible at ``out`` until ``commit`` has seen the whole file durable
@@ -18,25 +20,33 @@ import secrets
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
-from ._streams import BackgroundSync, copy_files
+from . import _draft
+from ._streams import copy_files
 
-_Copy = tuple[IO[bytes], BackgroundSync | None]
+
+class _Sync(Protocol):
+    def wait(self) -> None: ...
+
+
+_Copy = tuple[IO[bytes], _Sync | None]
 
 
 class SignedOutput:
     """A copy of the prepared document (``parts``, one after the other) in a part file
     next to ``out``, being made."""
 
-    def __init__(self, parts: Sequence[Path], out: Path) -> None:
+    def __init__(self, parts: Sequence[Path], out: Path, *, draft_of: Path | None = None) -> None:
         self.out = out
         self.part = out.with_name(f".{out.name}.{secrets.token_hex(8)}.part")
         self._finished = False
-        self._copying = asyncio.ensure_future(asyncio.to_thread(self._copy, parts))
+        self._copying = asyncio.ensure_future(asyncio.to_thread(self._copy, parts, draft_of))
         self._syncing: asyncio.Future[None] | None = None
 
-    def _copy(self, parts: Sequence[Path]) -> _Copy:
+    def _copy(self, parts: Sequence[Path], draft_of: Path | None) -> _Copy:
+        if draft_of is not None and (taken := _draft.take(draft_of, self.part)) is not None:
+            return taken  # the copy that prepare started (``_draft``), already on its way to disk
         stream = self.part.open("w+b")
         try:
             return stream, copy_files(parts, stream)
@@ -105,13 +115,13 @@ class SignedOutput:
         threading.Thread(target=_remove, args=(stream, sync, self.part), daemon=True).start()
 
 
-def _durable(stream: IO[bytes], sync: BackgroundSync | None) -> None:
+def _durable(stream: IO[bytes], sync: _Sync | None) -> None:
     if sync is not None:
         sync.wait()
     os.fsync(stream.fileno())
 
 
-def _remove(stream: IO[bytes], sync: BackgroundSync | None, part: Path) -> None:
+def _remove(stream: IO[bytes], sync: _Sync | None, part: Path) -> None:
     if sync is not None:
         with contextlib.suppress(OSError):  # the file is being removed anyway
             sync.wait()

@@ -18,6 +18,7 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asn1crypto import cms
@@ -54,7 +55,7 @@ def _tlv(tag: int, content: bytes) -> bytes:
 
 
 async def async_signed_data(
-    signer: signers.ExternalSigner,
+    signer: Callable[[], signers.ExternalSigner],
     *,
     certificates: bytes,
     hash_algorithm: HashAlgorithm,
@@ -62,15 +63,16 @@ async def async_signed_data(
     signature: bytes,
 ) -> bytes:
     """DER of the ContentInfo pyHanko's ``async_sign_prescribed_attributes`` would make
-    for ``signer`` (its certificate registry as given), without a time stamp.
-    ``certificates`` identifies the signer and chain (e.g. their DER, joined)."""
+    for ``signer()`` (its certificate registry as given), without a time stamp.
+    ``certificates`` identifies the signer and chain (e.g. their DER, joined); ``signer``
+    is called only the first time."""
     key = hashlib.sha256(hash_algorithm.value.encode() + b"\0" + certificates).digest()
     with _lock:
         parts = _parts.get(key)
         if parts is not None:
             _parts.move_to_end(key)
     if parts is None:
-        parts = await _build_parts(signer, hash_algorithm, signed_attributes)
+        parts = await _build_parts(signer(), hash_algorithm, signed_attributes)
         with _lock:
             _parts[key] = parts
             while len(_parts) > _CACHE_SIZE:

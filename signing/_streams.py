@@ -2,10 +2,11 @@
 
 The prepared file holds only the incremental update (field, signature dictionary,
 placeholder): the original stays in its own file (the uploaded blob), which
-``AppendedUpdate`` shows pyHanko as the start of the document, so a 100 MB upload is
-neither copied nor synced again when it is prepared. Finishing copies both into the
-output with the kernel (``copy_file_range``, which also shares blocks on file systems
-that can), and hashing reads 1 MiB at a time.
+``AppendedUpdate`` shows pyHanko as the start of the document (for a stamp; an
+invisible field's update is written by ``_update``). The output's copy of both is made
+with the kernel (``copy_file_range``, which also shares blocks on file systems that
+can), by ``_draft`` during the prepare step or else when finishing, and hashing reads
+1 MiB at a time.
 
 Every file is still made durable (``fsync``) before it is renamed into place. For a big
 output the bulk is written out by a ``BackgroundSync`` started as soon as the copy is
@@ -152,6 +153,11 @@ class OriginalDigest:
                     self._read += done
         except OSError as exc:
             self._error = exc
+
+    @property
+    def in_background(self) -> bool:
+        """Whether the hash is computed in its own thread (else by ``result``)."""
+        return self._thread is not None
 
     def result(self) -> hashlib._Hash:
         """A copy of the hash over the whole original, to go on with."""

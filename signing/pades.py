@@ -18,17 +18,15 @@ the DSS.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, cast
 
 from asn1crypto import cms, x509
-from pyhanko.sign import fields, signers
+from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import (
@@ -44,25 +42,23 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from keys.errors import ServiceError
 from keys.keystore import HashAlgorithm
 
 from ._attributes import async_signed_attributes
 from ._cms import hash_algorithm_for, timestamp_certificates, verify_signature
-from ._document import damaged, field_name_for, open_writer, page_box
 from ._output import SignedOutput
+from ._prepare import FieldRequest, write_prepared
 from ._signed_data import async_signed_data
 from ._signer_check import OutOfScope, async_check_signer
-from ._streams import CHUNK_SIZE, AppendedUpdate, OriginalDigest
+from ._streams import CHUNK_SIZE
 from .errors import (
-    InvalidDocument,
     InvalidSigningRequest,
     PreparedDocumentMissing,
     SigningError,
     TrustServiceUnavailable,
 )
 from .prepared import Level, Prepared
-from .stamp import StampSpec, stamp_rectangle, stamp_style
+from .stamp import StampSpec
 from .validation import (
     InProcessRevocation,
     ValidationData,
@@ -107,23 +103,20 @@ async def async_prepare(
     cert, *chain_certs = load_certificates([signer_certificate, *chain], "signer")
     hash_algorithm = hash_algorithm_for(cert)
     signing_time = (now or datetime.now(UTC)).astimezone(UTC)
-    registry = SimpleCertificateStore.from_certs(chain_certs)  # type: ignore[no-untyped-call]
-    signer = signers.ExternalSigner(cert, registry)
-    reserved = 2 * (len(signer_certificate) + sum(len(der) for der in chain) + _TOKEN_ALLOWANCE)
+    # pyHanko's signer object (its certificate registry hashes every name, ~1.5 ms) is
+    # needed only for a stamp, an unusual document or a first signature with a certificate.
+    signer = functools.cache(lambda: signers.ExternalSigner(cert, _registry(chain_certs)))
+    request = FieldRequest(
+        hash_algorithm=hash_algorithm,
+        stamp=stamp,
+        field_name=field_name,
+        reason=reason,
+        location=location,
+        signing_time=signing_time,
+        reserved=2 * (len(signer_certificate) + sum(len(der) for der in chain) + _TOKEN_ALLOWANCE),
+    )
     try:
-        written = await asyncio.to_thread(
-            _write_prepared,
-            source,
-            workdir,
-            signer=signer,
-            hash_algorithm=hash_algorithm,
-            stamp=stamp,
-            field_name=field_name,
-            reason=reason,
-            location=location,
-            signing_time=signing_time,
-            reserved=reserved,
-        )
+        written = await asyncio.to_thread(write_prepared, source, workdir, request, signer)
     except OSError as exc:
         raise SigningError(f"cannot read the document or write the prepared file: {exc}") from exc
     digest = written.digest
@@ -153,104 +146,6 @@ async def async_prepare(
     return prepared
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _SourceFile:
-    path: Path
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Written:
-    """What ``_write_prepared`` wrote."""
-
-    path: Path
-    """The prepared file (the update)."""
-    size: int
-    field_name: str
-    digest: PreparedByteRangeDigest
-    source: _SourceFile
-    """The document the update continues, as it was read."""
-
-
-def _write_prepared(
-    source: Path,
-    workdir: Path,
-    *,
-    signer: signers.ExternalSigner,
-    hash_algorithm: HashAlgorithm,
-    stamp: StampSpec | None,
-    field_name: str | None,
-    reason: str | None,
-    location: str | None,
-    signing_time: datetime,
-    reserved: int,
-) -> _Written:
-    """The blocking part of ``async_prepare``: parse, add the field, write the update, hash.
-    The original is hashed in a thread from the start, beside the parse and the writing."""
-    token = secrets.token_hex(16)
-    part, final = workdir / f".{token}.part", workdir / f"{token}.pdf"
-    with source.open("rb") as stream:
-        seen = os.fstat(stream.fileno())
-        hashing = OriginalDigest(source, hash_algorithm.value, size=seen.st_size)
-        try:
-            writer, existing = open_writer(stream)
-            try:
-                name = field_name_for(existing, field_name)
-                style, params, field_spec = None, None, fields.SigFieldSpec(name)
-                if stamp is not None:
-                    index, box = page_box(writer, stamp.page)
-                    rectangle = stamp_rectangle(box, stamp.position, stamp.slot)
-                    style, params = stamp_style(
-                        stamp, signing_time=signing_time, reason=reason, location=location
-                    )
-                    field_spec = fields.SigFieldSpec(name, on_page=index, box=rectangle)
-                metadata = signers.PdfSignatureMetadata(
-                    field_name=name,
-                    md_algorithm=hash_algorithm.value,
-                    subfilter=fields.SigSeedSubFilter.PADES,
-                    reason=reason,
-                    location=location,
-                )
-                pdf_signer = signers.PdfSigner(metadata, signer, stamp_style=style, new_field_spec=field_spec)
-                session = pdf_signer.init_signing_session(writer)
-                session.system_time = signing_time
-                document = session.prepare_tbs_document(
-                    validation_info=None, bytes_reserved=reserved, appearance_text_params=params
-                )
-                with part.open("w+b") as out:
-                    output = AppendedUpdate(seen.st_size, out, hashing)
-                    try:
-                        # A file for pyHanko (it only uses the methods of IO that this has).
-                        placed, _ = document.digest_tbs_document(
-                            output=cast(IO[bytes], output), chunk_size=CHUNK_SIZE
-                        )
-                        digest = output.digest(placed)
-                        output.durable()
-                    finally:
-                        output.wait()
-                size = part.stat().st_size
-                part.replace(final)
-            except (ServiceError, OSError):
-                part.unlink(missing_ok=True)
-                raise
-            except PyHankoSigningError as exc:
-                part.unlink(missing_ok=True)
-                raise InvalidDocument(f"the document cannot take this signature: {exc}") from exc
-            except Exception as exc:  # noqa: BLE001 - a hostile file can make the writer raise anything
-                part.unlink(missing_ok=True)
-                raise damaged(exc, "the PDF is damaged and cannot be signed") from exc
-        finally:
-            hashing.stop()
-    return _Written(
-        path=final,
-        size=size,
-        field_name=name,
-        digest=digest,
-        source=_SourceFile(path=source.absolute(), size=seen.st_size, mtime_ns=seen.st_mtime_ns),
-    )
-
-
 async def async_finish(
     prepared: Prepared,
     signature: bytes,
@@ -274,7 +169,8 @@ async def async_finish(
     if level.has_timestamp and timestamper is None:
         raise InvalidSigningRequest(f"level {level} needs a time-stamping authority")
     # From here on the copy of the prepared file runs in a thread beside the rest.
-    output = SignedOutput(prepared.parts, out)
+    draft_of = prepared.prepared_path if prepared.source_path is not None else None
+    output = SignedOutput(prepared.parts, out, draft_of=draft_of)
     try:
         await _complete(prepared, signature, cert, chain, output, timestamper, validation)
     except TimestampRequestError as exc:
@@ -303,14 +199,15 @@ async def _complete(
 ) -> None:
     """Everything of ``async_finish`` after the checks, while ``output`` is being copied."""
     level = prepared.level
-    registry = SimpleCertificateStore.from_certs(chain)  # type: ignore[no-untyped-call]
-    signer = signers.ExternalSigner(cert, registry, signature_value=signature)
+    signer = functools.cache(
+        lambda: signers.ExternalSigner(cert, _registry(chain), signature_value=signature)
+    )
     signature_cms: bytes | cms.ContentInfo
     tsa_signers: list[x509.Certificate] = []
     tsa_certs: list[x509.Certificate] = []
     if level.has_timestamp:
         try:
-            signature_cms = await signer.async_sign_prescribed_attributes(
+            signature_cms = await signer().async_sign_prescribed_attributes(
                 prepared.hash_algorithm.value,
                 signed_attrs=cms.CMSAttributes.load(prepared.signed_attributes),
                 timestamper=timestamper,
@@ -447,6 +344,10 @@ def _check_prepared_file(prepared: Prepared) -> None:
         prepared.source_mtime_ns,
     ):
         raise PreparedDocumentMissing("the document to sign was changed; start again")
+
+
+def _registry(certs: list[x509.Certificate]) -> SimpleCertificateStore:
+    return SimpleCertificateStore.from_certs(certs)  # type: ignore[no-untyped-call, no-any-return]
 
 
 def _length_prefixed(der: bytes) -> bytes:

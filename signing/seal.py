@@ -16,6 +16,7 @@ from pyhanko.sign.timestamps import TimeStamper
 
 from keys.keystore import KeyStore
 
+from . import _draft
 from .pades import async_finish, async_prepare
 from .prepared import Level
 from .stamp import StampSpec
@@ -63,4 +64,5 @@ async def async_sign_with_keystore(
             prepared, signature, out=out, timestamper=timestamper, validation=validation
         )
     finally:
+        _draft.discard(prepared.prepared_path)
         prepared.prepared_path.unlink(missing_ok=True)

@@ -35,10 +35,10 @@ def _compare(trust: Trust, der: bytes, sign: Any) -> None:
     identity = der + bytes(ca.dump())
 
     async def both(digest: bytes) -> tuple[bytes, bytes]:
-        attributes = await async_signed_attributes(signer, der, algorithm, digest)
+        attributes = await async_signed_attributes(lambda: signer, der, algorithm, digest)
         signature = sign(hashlib.new(algorithm.value, attributes).digest())
         ours = await async_signed_data(
-            signer,
+            lambda: signer,
             certificates=identity,
             hash_algorithm=algorithm,
             signed_attributes=attributes,

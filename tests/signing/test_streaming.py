@@ -182,7 +182,7 @@ def test_cached_signed_attributes_are_pyhankos(signers: dict[str, IssuedCitizen]
     signer = ExternalSigner(cert, SimpleCertificateStore())  # type: ignore[no-untyped-call]
 
     async def both(digest: bytes) -> tuple[bytes, bytes]:
-        ours = await async_signed_attributes(signer, citizen.der, algorithm, digest)
+        ours = await async_signed_attributes(lambda: signer, citizen.der, algorithm, digest)
         theirs = await signer.signed_attrs(digest, algorithm.value, use_pades=True)
         return ours, bytes(theirs.dump())
 

@@ -102,9 +102,14 @@ def byte_range(data: bytes) -> tuple[re.Match[bytes], list[int]]:
 
 
 def with_byte_range(data: bytes, values: list[int]) -> bytes:
+    """The /ByteRange array rewritten in place. Signers leave spaces after the array (its
+    final width is not known when it is written); a longer array may take them."""
     match, _ = byte_range(data)
-    inner = same_length(match.group(1), b" ".join(str(v).encode() for v in values))
-    return data[: match.start(1)] + inner + data[match.end(1) :]
+    padding = len(data[match.end() :]) - len(data[match.end() :].lstrip(b" "))
+    inner = same_length(
+        match.group(1) + b"]" + b" " * padding, b" ".join(str(v).encode() for v in values) + b"]"
+    )
+    return data[: match.start(1)] + inner + data[match.end() + padding :]
 
 
 def test_the_victims_pass_untouched(trust: Trust, signed: Path, signed_lta: Path) -> None:
