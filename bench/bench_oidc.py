@@ -697,36 +697,16 @@ def bench(env: h.Environment, load: h.Load, logins: int = 400, concurrency: int 
         load = dataclasses.replace(load, threads=1)
     h.log("OIDC benchmark: registering a client, enrolling citizens over HTTP ...")
     rp = register_client(env.service)
-    apps = ca.enrol(env.service, env.eid.url, max(1, concurrency))
+    apps = ca.enrol(env.service, env.eid.url, max(1, concurrency if logins else 1))
     jwks = httpx.get(env.eid.url + "/oauth/jwks", timeout=10).json()
     items, grants = _grant_scenarios(env, rp, apps[0], jwks)
     try:
         h.measure(items, load, h.log)
 
-        driver = LoginDriver(env, rp, apps, jwks)
-        h.log(f"complete logins: {concurrency} concurrent browsers, {logins} logins per measurement")
-        warm = max(concurrency, logins // 10)
-        before = completed_logins(env, apps)
-        driver.run(warm, concurrency, bare=False)
-        driver.run(warm, concurrency, bare=True)
         bare_runs: list[LoginRun] = []
         login_runs: list[LoginRun] = []
-        for round_ in range(1, load.rounds + 1):
-            for bare, runs, name in (
-                (True, bare_runs, "bare 8-request sequence"),
-                (False, login_runs, "login"),
-            ):
-                run = driver.run(logins, concurrency, bare=bare)
-                runs.append(run)
-                h.log(
-                    f"  round {round_}/{load.rounds}  {name:<34} {run.rate:7.1f} /s "
-                    f"(driver CPU {run.driver_cpu / run.seconds:.2f} cores, server "
-                    f"{run.server_cpu / run.seconds:.2f} cores)"
-                )
-        done = completed_logins(env, apps) - before
-        expected = warm + logins * load.rounds
-        if done != expected:
-            raise h.BenchError(f"{done} logins completed in the database, {expected} driven")
+        if logins:
+            _login_scenario(env, rp, apps, jwks, load, logins, concurrency, bare_runs, login_runs)
 
         latency = [
             latency_at_half_peak(env, items[i], grants[kind], items[i].rps, load)
@@ -736,6 +716,68 @@ def bench(env: h.Environment, load: h.Load, logins: int = 400, concurrency: int 
         for g in {id(g.engine): g.engine for g in grants.values()}.values():
             g.dispose()
     return report(items, grants, bare_runs, login_runs, latency, load, logins, concurrency)
+
+
+def _login_scenario(
+    env: h.Environment,
+    rp: RelyingParty,
+    apps: list[ca.CitizenApp],
+    jwks: dict[str, Any],
+    load: h.Load,
+    logins: int,
+    concurrency: int,
+    bare_runs: list[LoginRun],
+    login_runs: list[LoginRun],
+) -> None:
+    """Complete logins and the bare sequence, interleaved round after round."""
+    driver = LoginDriver(env, rp, apps, jwks)
+    h.log(f"complete logins: {concurrency} concurrent browsers, {logins} logins per measurement")
+    warm = max(concurrency, logins // 10)
+    before = completed_logins(env, apps)
+    driver.run(warm, concurrency, bare=False)
+    driver.run(warm, concurrency, bare=True)
+    for round_ in range(1, load.rounds + 1):
+        for bare, runs, name in (
+            (True, bare_runs, "bare 8-request sequence"),
+            (False, login_runs, "login"),
+        ):
+            run = driver.run(logins, concurrency, bare=bare)
+            runs.append(run)
+            h.log(
+                f"  round {round_}/{load.rounds}  {name:<34} {run.rate:7.1f} /s "
+                f"(driver CPU {run.driver_cpu / run.seconds:.2f} cores, server "
+                f"{run.server_cpu / run.seconds:.2f} cores)"
+            )
+    done = completed_logins(env, apps) - before
+    expected = warm + logins * load.rounds
+    if done != expected:
+        raise h.BenchError(f"{done} logins completed in the database, {expected} driven")
+
+
+def _login_rows(
+    bare_runs: list[LoginRun], login_runs: list[LoginRun], concurrency: int, passed: bool
+) -> list[str]:
+    bare_rate = _median([r.rate for r in bare_runs])
+    login_rate = _median([r.rate for r in login_runs])
+    login_share = _median([m.rate / b.rate for m, b in zip(login_runs, bare_runs, strict=True)])
+    return [
+        f"| bare {REQUESTS_PER_LOGIN}-request sequence, same driver (ceiling) | {bare_rate:.0f} | 100% | | | |",
+        f"| complete login ({REQUESTS_PER_LOGIN} requests, {concurrency} browsers) | {login_rate:.1f} | "
+        f"{login_share:.0%} of the bare sequence | | ≥ {LOGIN_GOAL:,.0f}/s | {_verdict(passed)} |",
+    ]
+
+
+def _login_text(bare_runs: list[LoginRun], login_runs: list[LoginRun], logins: int) -> str:
+    return (
+        "Complete logins, per measurement (median): "
+        f"{_median([r.seconds for r in login_runs]):.1f} s for {logins} logins; load generator "
+        f"{_median([r.driver_cpu / r.seconds for r in login_runs]):.2f} cores, "
+        f"{_median([r.driver_cpu / r.logins * 1000 for r in login_runs]):.1f} ms CPU per login; "
+        f"eid serve {_median([r.server_cpu / r.seconds for r in login_runs]):.2f} cores, "
+        f"{_median([r.server_cpu / r.logins * 1000 for r in login_runs]):.1f} ms CPU per login "
+        f"(bare sequence: generator {_median([r.driver_cpu / r.seconds for r in bare_runs]):.2f} cores, "
+        f"bare app {_median([r.server_cpu / r.seconds for r in bare_runs]):.2f} cores)."
+    )
 
 
 def _median(values: list[float]) -> float:
@@ -755,13 +797,13 @@ def report(
     by_name = {s.name: s for s in items}
     refresh, code = items[1], items[3]
     refresh_rate = refresh.rps
-    login_rate = _median([r.rate for r in login_runs])
-    login_share = _median([m.rate / b.rate for m, b in zip(login_runs, bare_runs, strict=True)])
     checks = {
         "refresh": refresh_rate >= REFRESH_GOAL,
-        "logins": login_rate >= LOGIN_GOAL,
         **{f"p99 {run.name}": run.p99 < P99_GOAL_MS for run in latency},
     }
+    if login_runs:
+        login_rate = _median([r.rate for r in login_runs])
+        checks["logins"] = login_rate >= LOGIN_GOAL
     lines = [
         "### OpenID Connect: token endpoint and complete logins",
         "",
@@ -785,30 +827,19 @@ def report(
         lines.append(
             f"| {s.name} | {s.rps:.0f} | {share:.0%} of {s.ceiling} | {p99:.1f} ms | {goal} | {verdict} |"
         )
-    bare_rate = _median([r.rate for r in bare_runs])
-    lines.append(
-        f"| bare {REQUESTS_PER_LOGIN}-request sequence, same driver (ceiling) | {bare_rate:.0f} | 100% | | | |"
-    )
-    lines.append(
-        f"| complete login ({REQUESTS_PER_LOGIN} requests, {concurrency} browsers) | {login_rate:.1f} | "
-        f"{login_share:.0%} of the bare sequence | | ≥ {LOGIN_GOAL:,.0f}/s | {_verdict(checks['logins'])} |"
-    )
+    if login_runs:
+        lines += _login_rows(bare_runs, login_runs, concurrency, checks["logins"])
     for run in latency:
         lines.append(
             f"| token endpoint at half peak: {run.name} (-c{LATENCY_CONNECTIONS}, {run.delay_ms} ms pause) | "
             f"{run.rate:.0f} (target {run.target:.0f}) | | {run.p99:.1f} ms | "
             f"p99 < {P99_GOAL_MS:.0f} ms | {_verdict(checks[f'p99 {run.name}'])} |"
         )
+    if login_runs:
+        lines += ["", _login_text(bare_runs, login_runs, logins)]
+    else:
+        lines += ["", "Complete logins: not measured (`--logins 0`)."]
     lines += [
-        "",
-        "Complete logins, per measurement (median): "
-        f"{_median([r.seconds for r in login_runs]):.1f} s for {logins} logins; load generator "
-        f"{_median([r.driver_cpu / r.seconds for r in login_runs]):.2f} cores, "
-        f"{_median([r.driver_cpu / r.logins * 1000 for r in login_runs]):.1f} ms CPU per login; "
-        f"eid serve {_median([r.server_cpu / r.seconds for r in login_runs]):.2f} cores, "
-        f"{_median([r.server_cpu / r.logins * 1000 for r in login_runs]):.1f} ms CPU per login "
-        f"(bare sequence: generator {_median([r.driver_cpu / r.seconds for r in bare_runs]):.2f} cores, "
-        f"bare app {_median([r.server_cpu / r.seconds for r in bare_runs]):.2f} cores).",
         "",
         "Server CPU at the peak (-c"
         + str(load.connections)
@@ -837,15 +868,15 @@ def report(
         "",
         "Every run checked in the database: grants used = wrk's count + "
         + ", ".join(f"{h.span(g.in_flight)} ({k})" for k, g in grants.items())
-        + " in flight when wrk stopped, one new token each, none revoked; every login's "
-        "approval completed and consumed.",
+        + " in flight when wrk stopped, one new token each, none revoked"
+        + ("; every login's approval completed and consumed." if login_runs else "."),
     ]
     return "\n".join(lines), all(checks.values())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--logins", type=int, default=400, help="complete logins per measurement (default 400)"
+        "--logins", type=int, default=400, help="complete logins per measurement; 0 skips them (default 400)"
     )
     parser.add_argument(
         "--login-concurrency", type=int, default=8, help="concurrent browsers in the login driver (default 8)"
@@ -857,8 +888,8 @@ def main() -> int:
     add_arguments(parser)
     args = parser.parse_args()
     load = h.load_from(args)
-    if args.logins < 1 or args.login_concurrency < 1:
-        raise SystemExit("--logins and --login-concurrency must be at least 1")
+    if args.logins < 0 or args.login_concurrency < 1:
+        raise SystemExit("--logins must be 0 (skip complete logins) or more, --login-concurrency at least 1")
     return h.with_service(args.keep, lambda env: bench(env, load, args.logins, args.login_concurrency))
 
 

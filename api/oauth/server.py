@@ -17,7 +17,7 @@ from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, InvalidClientError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -29,11 +29,13 @@ from sqlmodel import Session
 from identity.models import UsedTokenId
 from identity.oauth import clients, jws, provider, tokens
 from identity.oauth.grants import REFRESH_LIFETIME
+from identity.oauth.prepared import Tx
 from keys.keystore import KeyStore
 
 ACCESS_TOKEN_SECONDS = int(tokens.ACCESS_TOKEN_LIFETIME.total_seconds())
-# The database session of the request being handled (each request runs in its own context).
-_current_db: ContextVar[Session] = ContextVar("oauth_db")
+# The request being handled (each request runs in its own context): Authlib asks for
+# clients without passing it.
+_current: ContextVar[Request] = ContextVar("oauth_request")
 
 
 class FormPayload(OAuth2Payload):  # type: ignore[misc]
@@ -54,8 +56,23 @@ class FormPayload(OAuth2Payload):  # type: ignore[misc]
         return self._datalist
 
 
+# Authlib's request constructor refuses a URI that is not https (or loopback http) and
+# parses it to decide, every time: for the loopback ``http://`` public URL of tests and
+# benchmarks an ``ipaddress`` parse per request, a tenth of a refresh grant. Our URIs are
+# the configured public URL plus a path (and query), so each distinct one is checked once,
+# with Authlib's own check, and Authlib is given a URI it accepts at a glance.
+_transport_checked: set[str] = set()
+_TRANSPORT_CHECKED_MAX = 256
+_CHECKED_URI = "https://checked.invalid/"
+
+
 class Request(OAuth2Request):  # type: ignore[misc]
-    """An OAuth request as Authlib wants it, plus our database session."""
+    """An OAuth request as Authlib wants it, plus its database transaction.
+
+    Given a session (``db``), its statements run in that session's transaction; given a
+    ``Tx`` (the token endpoint), an ORM session on the same connection is made only if a
+    step needs one (``db``).
+    """
 
     def __init__(
         self,
@@ -65,13 +82,27 @@ class Request(OAuth2Request):  # type: ignore[misc]
         headers: Mapping[str, str],
         query: list[tuple[str, str]],
         form: list[tuple[str, str]],
-        db: Session,
+        db: Session | None = None,
+        tx: Tx | None = None,
     ) -> None:
-        super().__init__(method=method, uri=uri, headers=headers)
-        self.db = db
-        self._args = dict(query)
+        if uri not in _transport_checked:
+            InsecureTransportError.check(uri)  # what Authlib's constructor checks, once per URI
+            if len(_transport_checked) < _TRANSPORT_CHECKED_MAX:
+                _transport_checked.add(uri)
+        super().__init__(method=method, uri=_CHECKED_URI, headers=headers)
+        self.uri = uri
+        if tx is None:
+            assert db is not None
+            tx = Tx(db)
+        self.tx = tx
+        self._args = dict(query) if query else {}
         self._form = dict(form)
-        self.payload = FormPayload(query + form)
+        self.payload = FormPayload(query + form if query else form)
+
+    @property
+    def db(self) -> Session:
+        """The ORM session of this request's transaction."""
+        return self.tx.session
 
     @property
     def args(self) -> dict[str, str]:
@@ -106,7 +137,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         return [self.issuer, self.issuer + "/oauth/token"]
 
     def validate_jti(self, claims: Any, jti: str) -> bool:
-        db = _current_db.get()
+        db = _current.get().db
         expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC) + timedelta(minutes=5)
         db.add(UsedTokenId(jti=f"pkjwt:{claims['sub']}:{jti}"[:128], expires_at=expires))
         try:
@@ -154,42 +185,42 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def current_db(self) -> Session:
         """The database session of the request being handled."""
-        return _current_db.get()
+        return _current.get().db
 
     def query_client(self, client_id: str) -> clients.Client | None:
-        # Authlib calls this without the request; the request's session is in a context var.
-        return clients.find(_current_db.get(), client_id)
+        # Authlib calls this without the request; the request is in a context var.
+        request = _current.get()
+        tx = request.tx if isinstance(request, Request) else Tx(request.db)  # registration's JSON
+        return clients.lookup(tx, client_id)
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
         user = request.user
         code = getattr(request, "authorization_code", None)
         grant_id = code.row.grant_id if code is not None else getattr(request, "grant_id", None)
         tokens.store(
-            request.db,
+            request.tx,
             token,
             client_id=request.client.get_client_id(),
             citizen_id=getattr(user, "citizen_id", None),
             grant_id=grant_id,
             refresh_lifetime=REFRESH_LIFETIME if token.get("refresh_token") else None,
         )
-        request.db.commit()
+        request.tx.commit()
 
     def create_oauth2_request(self, request: Request) -> Request:
-        _current_db.set(request.db)
+        _current.set(request)
         return request
 
     def create_json_request(self, request: Request) -> Request:
-        _current_db.set(request.db)
+        _current.set(request)
         return request
 
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]] | dict[str, str]
     ) -> Response:
         content = json.dumps(body) if isinstance(body, dict) else (body or "")
-        response = Response(content, status_code=status, media_type="application/json")
-        for key, value in headers.items() if isinstance(headers, dict) else headers:
-            response.headers[key] = value
-        return response
+        # Headers given at construction: setting them one by one afterwards cost more.
+        return Response(content, status_code=status, headers=dict(headers), media_type="application/json")
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's hook for events; the audit log records what matters in the domain code."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from keys import audit
@@ -21,12 +22,29 @@ from keys import audit
 from .. import _secrets
 from ..errors import IdentityError
 from .models import OAuthClient
+from .prepared import Prepared, Tx
 
 SCOPES = ("openid", "profile", "offline_access", "admin", "signing", "seal")
 """``signing``: create envelopes for citizens to sign; ``seal``: seal with the client's e-seal."""
 # Built once with a bind parameter: building it for every token request cost more than running it.
 _BY_CLIENT_ID = select(OAuthClient).where(col(OAuthClient.client_id) == bindparam("client_id"))
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+_CLIENTS = OAuthClient.__table__  # type: ignore[attr-defined]
+# What decides how a client authenticates and what it may do, for enabled clients only.
+_STATE_BY_CLIENT_ID = Prepared(
+    core_select(
+        _CLIENTS.c.id,
+        _CLIENTS.c.client_secret_hash,
+        _CLIENTS.c.metadata_json,
+        _CLIENTS.c.name,
+        _CLIENTS.c.first_party,
+        _CLIENTS.c.registration_token_hash,
+    )
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+    .where(_CLIENTS.c.disabled_at.is_(None))
+)
+_known: dict[tuple[Any, ...], Client] = {}
+_KNOWN_MAX = 512
 
 
 class ClientRegistrationError(IdentityError):
@@ -158,3 +176,30 @@ def find(session: Session, client_id: str | None) -> Client | None:
     if row is None or row.disabled_at is not None:
         return None
     return Client(row)
+
+
+def lookup(tx: Tx, client_id: str | None) -> Client | None:
+    """The enabled client ``client_id``, for the OAuth endpoints (Authlib's ``query_client``).
+
+    Its row is read on every call, so a disabled or changed client is seen at once; only the
+    ``Client`` built from an unchanged row (its parsed metadata) is reused, since building it
+    cost more than the read. The ``Client`` returned is shared: read it, never change it.
+    """
+    if not client_id or len(client_id) > 64:
+        return None
+    state = tx.one(_STATE_BY_CLIENT_ID, {"client_id": client_id})
+    if state is None:
+        return None
+    key = (client_id, *state)
+    client = _known.get(key)
+    if client is None:
+        client = find(tx.session, client_id)
+        if client is None:  # disabled between the two reads
+            return None
+        row = client.row
+        if (row.client_secret_hash, row.metadata_json) == (state[1], state[2]):  # else changed meanwhile
+            if len(_known) >= _KNOWN_MAX:
+                _known.clear()
+            tx.session.expunge(row)  # shared from now on: never flushed by any session
+            _known[key] = client
+    return client

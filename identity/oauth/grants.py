@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -21,6 +22,7 @@ from keys.models import as_utc, utcnow
 from .. import _secrets
 from ..models import Citizen
 from .models import AuthorizationCode, Consent, OAuthToken
+from .prepared import Prepared, Tx
 
 CODE_LIFETIME = timedelta(seconds=60)
 REFRESH_LIFETIME = timedelta(days=30)
@@ -31,8 +33,25 @@ REFRESH_LIFETIME = timedelta(days=30)
 _CODES = AuthorizationCode.__table__  # type: ignore[attr-defined]
 _TOKENS = OAuthToken.__table__  # type: ignore[attr-defined]
 _CODE_BY_HASH = select(AuthorizationCode).where(col(AuthorizationCode.code_hash) == bindparam("code_hash"))
-_TOKEN_BY_REFRESH_HASH = select(OAuthToken).where(
-    col(OAuthToken.refresh_token_hash) == bindparam("refresh_hash")
+# The refresh grant's statements run on the DBAPI connection (``prepared``); its dates are
+# compared in SQL, so the row comes back as plain values.
+_REFRESH_STATE = Prepared(
+    core_select(
+        _TOKENS.c.id,
+        _TOKENS.c.client_id,
+        _TOKENS.c.citizen_id,
+        _TOKENS.c.grant_id,
+        _TOKENS.c.scope,
+        _TOKENS.c.revoked_at.is_not(None),
+        _TOKENS.c.refreshed_at.is_not(None),
+        _TOKENS.c.refresh_expires_at <= bindparam("now"),
+    ).where(_TOKENS.c.refresh_token_hash == bindparam("refresh_hash"))
+)
+_REVOKE_GRANT = Prepared(
+    update(_TOKENS)
+    .where(_TOKENS.c.grant_id == bindparam("grant_id"))
+    .where(_TOKENS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
 )
 _TAKE_CODE = (
     update(_CODES)
@@ -41,12 +60,28 @@ _TAKE_CODE = (
     .where(_CODES.c.expires_at > bindparam("now"))
     .values(used_at=bindparam("now"))
 )
-_ROTATE = (
+_ROTATE = Prepared(
     update(_TOKENS)
     .where(_TOKENS.c.id == bindparam("token_id"))
     .where(_TOKENS.c.refreshed_at.is_(None))
     .values(refreshed_at=bindparam("now"))
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshToken:
+    """A refresh token that may be used: known, not revoked, not rotated, not expired."""
+
+    id: int
+    """Database id of its row."""
+    client_id: str
+    """The client it was issued to."""
+    citizen_id: int | None
+    """The citizen it acts for."""
+    grant_id: str
+    """Its grant: reuse revokes every token of it."""
+    scope: str
+    """Granted scopes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,15 +207,10 @@ def consume_code(
 
 
 def revoke_grant(session: Session, grant_id: str, *, now: datetime | None = None) -> int:
-    """Revoke every token of a grant; returns how many."""
-    result = session.execute(
-        update(OAuthToken)
-        .where(col(OAuthToken.grant_id) == grant_id)
-        .where(col(OAuthToken.revoked_at).is_(None))
-        .values(revoked_at=now or utcnow())
-    )
+    """Revoke every token of a grant; returns how many. Commits."""
+    count = Tx(session).count(_REVOKE_GRANT, {"grant_id": grant_id, "now": now or utcnow()})
     session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return count
 
 
 def find_token(session: Session, value: str, kind: str) -> OAuthToken | None:
@@ -193,11 +223,30 @@ def revoke_token(session: Session, row: OAuthToken, *, now: datetime | None = No
     session.commit()
 
 
-def find_refresh_token(session: Session, value: str) -> OAuthToken | None:
-    return session.exec(_TOKEN_BY_REFRESH_HASH, params={"refresh_hash": _secrets.digest(value)}).first()
+def usable_refresh_token(tx: Tx, value: str, *, now: datetime | None = None) -> RefreshToken | None:
+    """The refresh token ``value`` if it may be used; None if unknown, revoked or expired.
+
+    A token already rotated away came back: someone holds a copy, so its whole grant is
+    revoked (committed at once) and None returned.
+    """
+    when = now or utcnow()
+    row = tx.one(_REFRESH_STATE, {"refresh_hash": _secrets.digest(value), "now": when})
+    if row is None:
+        return None
+    token_id, client_id, citizen_id, grant_id, scope, revoked, rotated, expired = row
+    if revoked:
+        return None
+    if rotated:
+        revoke_grant(tx.session, grant_id, now=when)
+        return None
+    if expired:
+        return None
+    return RefreshToken(
+        id=token_id, client_id=client_id, citizen_id=citizen_id, grant_id=grant_id, scope=scope
+    )
 
 
-def rotate_refresh_token(session: Session, row: OAuthToken, *, now: datetime | None = None) -> bool:
+def rotate_refresh_token(tx: Tx, token: RefreshToken, *, now: datetime | None = None) -> bool:
     """Mark a refresh token used; False (and the grant revoked) if someone used it first.
 
     Does not commit a successful rotation: the caller commits it with the new token
@@ -206,11 +255,9 @@ def rotate_refresh_token(session: Session, row: OAuthToken, *, now: datetime | N
     same token waits, then matches no row and revokes the grant.
     """
     when = now or utcnow()
-    result = session.execute(_ROTATE, {"token_id": row.id, "now": when})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        revoke_grant(session, row.grant_id, now=when)
+    if tx.count(_ROTATE, {"token_id": token.id, "now": when}) != 1:
+        revoke_grant(tx.session, token.grant_id, now=when)
         return False
-    set_committed_value(row, "refreshed_at", when)
     return True
 
 
@@ -230,6 +277,37 @@ def has_consent(session: Session, citizen_id: int, client_id: str, scope: str) -
 def give_consent(session: Session, citizen_id: int, client_id: str, scope: str) -> None:
     session.add(Consent(citizen_id=citizen_id, client_id=client_id, scope=scope))
     session.commit()
+
+
+_CITIZEN = Citizen.__table__  # type: ignore[attr-defined]
+_CITIZEN_BY_ID = Prepared(
+    core_select(
+        _CITIZEN.c.public_id,
+        _CITIZEN.c.country,
+        _CITIZEN.c.personal_code,
+        _CITIZEN.c.given_name,
+        _CITIZEN.c.family_name,
+        _CITIZEN.c.state,
+    ).where(_CITIZEN.c.id == bindparam("citizen_id"))
+)
+
+
+def citizen_for_claims(tx: Tx, citizen_id: int) -> Citizen:
+    """The citizen's names and code for an ID token: a detached copy (no dates), not for writing.
+
+    One prepared statement: the ORM's identity-map load cost about as much as the claims."""
+    row = tx.one(_CITIZEN_BY_ID, {"citizen_id": citizen_id})
+    assert row is not None  # codes and tokens reference their citizen (foreign key)
+    public_id, country, personal_code, given_name, family_name, state = row
+    return Citizen(
+        id=citizen_id,
+        public_id=public_id,
+        country=country,
+        personal_code=personal_code,
+        given_name=given_name,
+        family_name=family_name,
+        state=state,
+    )
 
 
 def citizen_of(session: Session, owner: Owner | int) -> Citizen:

@@ -100,8 +100,7 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
         code: CodeRecord = request.authorization_code
         owner = code.owner
         client = request.client
-        session: Session = request.db
-        citizen = store.citizen_of(session, owner)
+        citizen = store.citizen_for_claims(request.tx, owner.citizen_id)
         now = int(time.time())
         body: dict[str, Any] = {
             "iss": self.issuer,
@@ -124,9 +123,9 @@ class OpenIDConnect(OpenIDCode):  # type: ignore[misc]
 
 
 class TokenRecord:
-    """An ``OAuthToken`` row as Authlib's refresh grant wants it."""
+    """A usable refresh token as Authlib's refresh grant wants it."""
 
-    def __init__(self, row: OAuthToken) -> None:
+    def __init__(self, row: store.RefreshToken) -> None:
         self.row = row
 
     def check_client(self, client: Any) -> bool:
@@ -141,19 +140,13 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
 
     def authenticate_refresh_token(self, refresh_token: str) -> TokenRecord | None:
-        row = store.find_refresh_token(self.request.db, refresh_token)
-        if row is None or row.revoked_at is not None:
-            return None
-        if row.refreshed_at is not None:  # a rotated token came back: someone has a copy
-            store.revoke_grant(self.request.db, row.grant_id)
-            return None
-        if row.refresh_expires_at is not None and as_utc(row.refresh_expires_at) <= utcnow():
-            return None
-        return TokenRecord(row)
+        # A rotated token that comes back revokes its grant (someone has a copy).
+        row = store.usable_refresh_token(self.request.tx, refresh_token)
+        return None if row is None else TokenRecord(row)
 
     def authenticate_user(self, refresh_token: TokenRecord) -> _CitizenRef:
         # Rotate first, atomically: of two concurrent uses, one wins and the grant dies.
-        if not store.rotate_refresh_token(self.request.db, refresh_token.row):
+        if not store.rotate_refresh_token(self.request.tx, refresh_token.row):
             raise InvalidGrantError("the refresh token was already used; the grant is revoked")
         self.request.grant_id = refresh_token.row.grant_id
         return _CitizenRef(refresh_token.row.citizen_id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, select
 
 from keys.models import as_utc, utcnow
@@ -19,9 +19,25 @@ from keys.models import as_utc, utcnow
 from .. import _secrets
 from ..errors import IdentityError
 from .models import OAuthToken
+from .prepared import Prepared, Tx
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
-_INSERT = insert(OAuthToken.__table__)  # type: ignore[attr-defined]
+_COLUMNS = (
+    "client_id",
+    "citizen_id",
+    "grant_id",
+    "scope",
+    "access_token_hash",
+    "refresh_token_hash",
+    "issued_at",
+    "access_expires_at",
+    "refresh_expires_at",
+)
+_INSERT = Prepared(
+    insert(OAuthToken.__table__).values(  # type: ignore[attr-defined]
+        {name: bindparam(name) for name in _COLUMNS}
+    )
+)
 
 
 class InvalidToken(IdentityError):
@@ -59,7 +75,7 @@ def new_token_value() -> str:
 
 
 def store(
-    session: Session,
+    tx: Tx,
     token: dict[str, Any],
     *,
     client_id: str,
@@ -71,9 +87,9 @@ def store(
     """Save an Authlib token dict (written, not committed)."""
     when = now or utcnow()
     refresh = token.get("refresh_token")
-    # A plain INSERT: the ORM's unit of work (add + flush) cost several times the statement,
-    # and nothing reads the row back in this request.
-    session.execute(
+    # A plain INSERT on the DBAPI connection (``prepared``): the ORM's unit of work (add + flush)
+    # cost several times the statement, and nothing reads the row back in this request.
+    tx.count(
         _INSERT,
         {
             "client_id": client_id,
