@@ -176,8 +176,6 @@ def database_primitives(env: h.Environment, count: int) -> list[tuple[str, float
                 raw.execute("SELECT id, state FROM citizen WHERE public_id = ?", (public_id,)).fetchone()
             rows.append(("the same SELECT, sqlite3 driver", (time.process_time() - start) / count))
         with engine.connect() as connection:
-            connection.execute(text("CREATE TEMP TABLE IF NOT EXISTS t (v INTEGER)"))
-            connection.commit()
             start = time.process_time()
             for i in range(count // 4):
                 connection.execute(

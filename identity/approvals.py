@@ -303,7 +303,8 @@ def check_answer(
         raise ApprovalNotFound("no such approval request")
     if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
         _expire(session, now, public_id=public_id)
-        request = _read_answerable(session, public_id) or request
+        # Past its expiry nothing else can move it (every transition requires expires_at > now).
+        request = dataclasses.replace(request, state=ApprovalState.EXPIRED.value)
     if request.state != ApprovalState.PENDING.value:
         raise _not_pending(request, now)
     try:

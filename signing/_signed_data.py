@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from asn1crypto import cms
 from pyhanko.sign import signers
 
+from keys._der import tlv
 from keys.keystore import HashAlgorithm
 
 _CACHE_SIZE = 256
@@ -44,14 +45,6 @@ class _Parts:
 
 _parts: OrderedDict[bytes, _Parts] = OrderedDict()
 _lock = threading.Lock()
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes((tag, size)) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(length))) + length + content
 
 
 async def async_signed_data(
@@ -79,11 +72,11 @@ async def async_signed_data(
                 _parts.popitem(last=False)
     # signedAttrs [0] IMPLICIT: the SET OF that was signed, retagged.
     attributes = b"\xa0" + signed_attributes[1:]
-    signer_info = _tlv(
-        0x30, parts.signer_info_head + attributes + parts.signature_algorithm + _tlv(0x04, signature)
+    signer_info = tlv(
+        0x30, parts.signer_info_head + attributes + parts.signature_algorithm + tlv(0x04, signature)
     )
-    signed_data = _tlv(0x30, parts.before_signer_infos + _tlv(0x31, signer_info))
-    return _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
+    signed_data = tlv(0x30, parts.before_signer_infos + tlv(0x31, signer_info))
+    return tlv(0x30, _SIGNED_DATA_OID + tlv(0xA0, signed_data))
 
 
 async def _build_parts(

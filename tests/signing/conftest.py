@@ -32,10 +32,12 @@ from keys.ocsp import OcspResponder, StatusRow
 from keys.pki import Pki
 from keys.profiles import CitizenSubject
 from keys.tsa import TimeStampAuthority
-from signing import InProcessRevocation, InProcessTimeStamper, Prepared
+from signing import InProcessRevocation, InProcessTimeStamper, Prepared, async_finish, async_prepare
 from tests.conftest import IssuedCitizen, ServiceEnv, issue_citizen
 
 T = TypeVar("T")
+OURS: Any = object()
+"""``Trust.finish``'s default time-stamping authority and validation data: ours."""
 CURVES = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1()}
 
 
@@ -73,6 +75,34 @@ class Trust:
             ocsp_issuers=(bytes(pki.citizen_ca.certificate.dump()),),
             ask_ocsp=lambda der: self.ocsp.respond(der, now=utcnow()).der,
             crls=self.current_crls,
+        )
+
+    def prepare(self, source: Path, workdir: Path, signer: bytes, **options: Any) -> Prepared:
+        """``async_prepare`` as the service calls it: our chain unless ``chain`` is given;
+        ``workdir`` is made when missing."""
+        workdir.mkdir(exist_ok=True)
+        options.setdefault("chain", self.chain)
+        return run(async_prepare(source, workdir, signer_certificate=signer, **options))
+
+    def finish(
+        self,
+        prepared: Prepared,
+        signature: bytes,
+        out: Path,
+        *,
+        timestamper: Any = OURS,
+        validation: Any = OURS,
+    ) -> Path:
+        """``async_finish`` with our TSA and our revocation data unless others are given
+        (``timestamper=None``: no TSA)."""
+        return run(
+            async_finish(
+                prepared,
+                signature,
+                out=out,
+                timestamper=self.timestamper() if timestamper is OURS else timestamper,
+                validation=self.revocation() if validation is OURS else validation,
+            )
         )
 
     def current_crls(self) -> list[bytes]:

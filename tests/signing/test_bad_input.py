@@ -32,7 +32,6 @@ from signing import (
     SignerCertificateRejected,
     StampSpec,
     TrustServiceUnavailable,
-    async_finish,
     async_prepare,
     check_document,
 )
@@ -41,18 +40,11 @@ from tests.signing.conftest import Trust, make_pdf, run, sign_digest
 
 
 def _prepare(trust: Trust, citizen: IssuedCitizen, source: Path, workdir: Path, **kwargs: object) -> Prepared:
-    workdir.mkdir(exist_ok=True)
-    return run(
-        async_prepare(source, workdir, signer_certificate=citizen.der, chain=trust.chain, **kwargs)  # type: ignore[arg-type]
-    )
+    return trust.prepare(source, workdir, citizen.der, **kwargs)
 
 
 def _finish(trust: Trust, prepared: Prepared, signature: bytes, out: Path) -> Path:
-    return run(
-        async_finish(
-            prepared, signature, out=out, timestamper=trust.timestamper(), validation=trust.revocation()
-        )
-    )
+    return trust.finish(prepared, signature, out)
 
 
 def _prepare_rejected(trust: Trust, citizen: IssuedCitizen, source: Path, tmp_path: Path) -> str:
@@ -253,25 +245,9 @@ def test_time_stamp_refused_by_the_tsa(
     prepared = _prepare(trust, citizen, make_pdf(tmp_path / "in.pdf"), tmp_path / "work", level=Level.B_T)
     refusing = InProcessTimeStamper(lambda der: rejection("system_failure", "TSA key not available").der)
     with pytest.raises(TrustServiceUnavailable, match="TSA key not available"):
-        run(
-            async_finish(
-                prepared,
-                sign_digest(citizen, prepared),
-                out=tmp_path / "out.pdf",
-                timestamper=refusing,
-                validation=trust.revocation(),
-            )
-        )
+        trust.finish(prepared, sign_digest(citizen, prepared), tmp_path / "out.pdf", timestamper=refusing)
     with pytest.raises(InvalidSigningRequest, match="needs a time-stamping authority"):
-        run(
-            async_finish(
-                prepared,
-                sign_digest(citizen, prepared),
-                out=tmp_path / "out.pdf",
-                timestamper=None,
-                validation=trust.revocation(),
-            )
-        )
+        trust.finish(prepared, sign_digest(citizen, prepared), tmp_path / "out.pdf", timestamper=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pdf", "work"]
 
 

@@ -9,27 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from signing import Level, Prepared, _draft, async_finish, async_prepare
+from signing import Level, Prepared, _draft, async_prepare
 from tests.conftest import IssuedCitizen
 from tests.signing.conftest import Trust, make_pdf, run, sign_digest
 from tests.signing.witnesses import pdfsig
 
 
 def _prepare(trust: Trust, citizen: IssuedCitizen, tmp_path: Path) -> Prepared:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    source = make_pdf(tmp_path / "in.pdf", pages=3)
-    return run(
-        async_prepare(source, workdir, signer_certificate=citizen.der, chain=trust.chain, level=Level.B_B)
+    return trust.prepare(
+        make_pdf(tmp_path / "in.pdf", pages=3), tmp_path / "work", citizen.der, level=Level.B_B
     )
 
 
 def _finish(trust: Trust, citizen: IssuedCitizen, prepared: Prepared, out: Path) -> Path:
-    return run(
-        async_finish(
-            prepared, sign_digest(citizen, prepared), out=out, timestamper=None, validation=trust.revocation()
-        )
-    )
+    return trust.finish(prepared, sign_digest(citizen, prepared), out, timestamper=None)
 
 
 def _settled(prepared: Prepared) -> Path:

@@ -21,7 +21,6 @@ from signing import (
     SigningError,
     TrustServiceUnavailable,
     ValidationData,
-    async_finish,
     async_prepare,
 )
 from tests.conftest import IssuedCitizen
@@ -34,23 +33,12 @@ LEVELS = [Level.B_B, Level.B_T, Level.B_LT, Level.B_LTA]
 def prepare_and_finish(
     trust: Trust, citizen: IssuedCitizen, tmp_path: Path, level: Level, *, round_trip: bool = True
 ) -> tuple[Prepared, Path]:
-    source = make_pdf(tmp_path / "in.pdf")
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    prepared = run(
-        async_prepare(source, workdir, signer_certificate=citizen.der, chain=trust.chain, level=level)
-    )
+    prepared = trust.prepare(make_pdf(tmp_path / "in.pdf"), tmp_path / "work", citizen.der, level=level)
     assert isinstance(prepared, Prepared)
     # As the service does it: the state goes to the database, another instance finishes.
     stored = Prepared.from_bytes(prepared.to_bytes()) if round_trip else prepared
-    signature = sign_digest(citizen, stored)
     out = tmp_path / "out.pdf"
-    result = run(
-        async_finish(
-            stored, signature, out=out, timestamper=trust.timestamper(), validation=trust.revocation()
-        )
-    )
-    assert result == out
+    assert trust.finish(stored, sign_digest(citizen, stored), out) == out
     return prepared, out
 
 
@@ -127,20 +115,10 @@ def test_rsa_signing_key(trust: Trust, nss_db: str, tmp_path: Path) -> None:
     """The protocol allows RSA signing keys: PKCS#1 v1.5 over the SHA-256 digest."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     der = issue_signing_certificate(trust, key.public_key())
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    source = make_pdf(tmp_path / "in.pdf")
-    prepared = run(
-        async_prepare(source, workdir, signer_certificate=der, chain=trust.chain, level=Level.B_LTA)
-    )
+    prepared = trust.prepare(make_pdf(tmp_path / "in.pdf"), tmp_path / "work", der, level=Level.B_LTA)
     assert prepared.hash_algorithm.value == "sha256"
     signature = key.sign(prepared.digest_to_sign, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-    out = tmp_path / "out.pdf"
-    run(
-        async_finish(
-            prepared, signature, out=out, timestamper=trust.timestamper(), validation=trust.revocation()
-        )
-    )
+    out = trust.finish(prepared, signature, tmp_path / "out.pdf")
     report = pdfsig(nss_db, out)[0]
     assert "Signature Validation: Signature is Valid." in report
     assert "Certificate Validation: Certificate is Trusted." in report
@@ -165,42 +143,15 @@ def test_validation_data_given_as_it_is(
         ocsp_responses=(trust.ocsp.respond(request.dump(), now=utcnow()).der,),
         crls=tuple(trust.current_crls()),
     )
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    prepared = run(
-        async_prepare(
-            make_pdf(tmp_path / "in.pdf"),
-            workdir,
-            signer_certificate=citizen.der,
-            chain=trust.chain,
-            level=Level.B_LT,
-        )
-    )
-    out = tmp_path / "out.pdf"
-    run(
-        async_finish(
-            prepared,
-            sign_digest(citizen, prepared),
-            out=out,
-            timestamper=trust.timestamper(),
-            validation=data,
-        )
-    )
+    prepared = trust.prepare(make_pdf(tmp_path / "in.pdf"), tmp_path / "work", citizen.der, level=Level.B_LT)
+    out = trust.finish(prepared, sign_digest(citizen, prepared), tmp_path / "out.pdf", validation=data)
     checked = run(async_pyhanko_report(out, trust.root_der))
     # Both CRLs were handed over, so both are embedded.
     assert (checked.level, checked.dss_ocsps, checked.dss_crls) == ("B-LT", 1, 2)
     # With only the root's CRL, nothing covers the signer's certificate: no B-LT.
     bare = ValidationData(trust_roots=data.trust_roots, certificates=data.certificates, crls=data.crls[:1])
     with pytest.raises(TrustServiceUnavailable, match="no revocation data"):
-        run(
-            async_finish(
-                prepared,
-                sign_digest(citizen, prepared),
-                out=tmp_path / "again.pdf",
-                timestamper=trust.timestamper(),
-                validation=bare,
-            )
-        )
+        trust.finish(prepared, sign_digest(citizen, prepared), tmp_path / "again.pdf", validation=bare)
     assert not (tmp_path / "again.pdf").exists()
 
 
@@ -212,20 +163,10 @@ def test_unwritable_places_are_a_server_error(
     with pytest.raises(SigningError) as caught:
         run(async_prepare(source, tmp_path / "missing", signer_certificate=citizen.der, chain=trust.chain))
     assert type(caught.value) is SigningError and caught.value.status == 500 and not caught.value.public
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    prepared = run(
-        async_prepare(source, workdir, signer_certificate=citizen.der, chain=trust.chain, level=Level.B_B)
-    )
+    prepared = trust.prepare(source, tmp_path / "work", citizen.der, level=Level.B_B)
     with pytest.raises(SigningError) as caught:
-        run(
-            async_finish(
-                prepared,
-                sign_digest(citizen, prepared),
-                out=tmp_path / "missing" / "out.pdf",
-                timestamper=None,
-                validation=trust.revocation(),
-            )
+        trust.finish(
+            prepared, sign_digest(citizen, prepared), tmp_path / "missing" / "out.pdf", timestamper=None
         )
     assert type(caught.value) is SigningError
 
@@ -254,16 +195,7 @@ def test_a_version_1_state_still_finishes(
     no source) are still finished: the same document, as one file."""
     citizen = signers["p256"]
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    prepared = run(
-        async_prepare(
-            make_pdf(tmp_path / "in.pdf"),
-            workdir,
-            signer_certificate=citizen.der,
-            chain=trust.chain,
-            level=Level.B_T,
-        )
-    )
+    prepared = trust.prepare(make_pdf(tmp_path / "in.pdf"), workdir, citizen.der, level=Level.B_T)
     assert prepared.source_path is not None
     whole = workdir / "whole.pdf"
     whole.write_bytes(prepared.source_path.read_bytes() + prepared.prepared_path.read_bytes())
@@ -273,15 +205,6 @@ def test_a_version_1_state_still_finishes(
     old = Prepared.from_bytes(json.dumps(body).encode())
     assert old.source_path is None and old.document_size == prepared.document_size
     assert json.loads(old.to_bytes())["v"] == 1
-    out = tmp_path / "out.pdf"
-    run(
-        async_finish(
-            old,
-            sign_digest(citizen, old),
-            out=out,
-            timestamper=trust.timestamper(),
-            validation=trust.revocation(),
-        )
-    )
+    out = trust.finish(old, sign_digest(citizen, old), tmp_path / "out.pdf")
     report = pdfsig(nss_db, out)[0]
     assert "Signature Validation: Signature is Valid." in report and "Total document signed" in report

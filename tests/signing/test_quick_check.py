@@ -33,8 +33,6 @@ from signing import (
     SignerCertificateRejected,
     TrustServiceUnavailable,
     _signer_check,
-    async_finish,
-    async_prepare,
     pades,
 )
 from tests.conftest import IssuedCitizen, issue_citizen
@@ -47,34 +45,18 @@ QUICK = [Level.B_B, Level.B_T]
 def _prepare(
     trust: Trust, der: bytes, tmp_path: Path, level: Level, chain: list[bytes] | None = None
 ) -> Prepared:
-    workdir = tmp_path / "work"
-    workdir.mkdir(exist_ok=True)
     source = tmp_path / "in.pdf"
     if not source.exists():
         make_pdf(source)
-    return run(
-        async_prepare(
-            source,
-            workdir,
-            signer_certificate=der,
-            chain=trust.chain if chain is None else chain,
-            level=level,
-        )
+    return trust.prepare(
+        source, tmp_path / "work", der, level=level, chain=trust.chain if chain is None else chain
     )
 
 
 def _finish(
     trust: Trust, prepared: Prepared, signature: bytes, out: Path, source: InProcessRevocation | None = None
 ) -> Path:
-    return run(
-        async_finish(
-            prepared,
-            signature,
-            out=out,
-            timestamper=trust.timestamper(),
-            validation=source or trust.revocation(),
-        )
-    )
+    return trust.finish(prepared, signature, out, validation=source or trust.revocation())
 
 
 def _sign(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import zxingcpp
 
-from signing import Level, StampPosition, StampSpec, async_finish, async_prepare
+from signing import Level, StampPosition, StampSpec
 from signing.stamp import printable
 from tests.conftest import IssuedCitizen
-from tests.signing.conftest import Trust, make_pdf, run, sign_digest
+from tests.signing.conftest import Trust, make_pdf, sign_digest
 from tests.signing.witnesses import pdfsig
 
 URL = "https://eid.example/v/1/eyJhbGciOiJFUzI1NiJ9.eyJzIjoiNDk0MDMxMzY1MjYifQ.c2lnbmF0dXJl"
@@ -60,31 +60,16 @@ def qr_codes(path: Path, page: int, tmp_path: Path) -> list[tuple[str, float, fl
 def _sign(
     trust: Trust, citizen: IssuedCitizen, source: Path, tmp_path: Path, stamp: StampSpec | None
 ) -> Path:
-    workdir = tmp_path / "work"
-    workdir.mkdir(exist_ok=True)
-    prepared = run(
-        async_prepare(
-            source,
-            workdir,
-            signer_certificate=citizen.der,
-            chain=trust.chain,
-            level=Level.B_T,
-            stamp=stamp,
-            reason="Kinnitan avalduse",
-            location="Tallinn",
-        )
+    prepared = trust.prepare(
+        source,
+        tmp_path / "work",
+        citizen.der,
+        level=Level.B_T,
+        stamp=stamp,
+        reason="Kinnitan avalduse",
+        location="Tallinn",
     )
-    out = tmp_path / "out.pdf"
-    run(
-        async_finish(
-            prepared,
-            sign_digest(citizen, prepared),
-            out=out,
-            timestamper=trust.timestamper(),
-            validation=trust.revocation(),
-        )
-    )
-    return out
+    return trust.finish(prepared, sign_digest(citizen, prepared), tmp_path / "out.pdf")
 
 
 def test_qr_code_in_the_default_place_decodes_to_the_url(

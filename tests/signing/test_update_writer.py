@@ -59,22 +59,10 @@ def _pdf(path: Path, *, stream_xrefs: bool, indirect: bool = False) -> Path:
 def _sign(
     trust: Trust, citizen: IssuedCitizen, source: Path, out: Path, level: Level = Level.B_B
 ) -> tuple[Prepared, bytes]:
-    workdir = out.parent / f"work-{out.stem}"
-    workdir.mkdir()
-    prepared = run(
-        async_prepare(source, workdir, signer_certificate=citizen.der, chain=trust.chain, level=level)
-    )
+    prepared = trust.prepare(source, out.parent / f"work-{out.stem}", citizen.der, level=level)
     update = prepared.prepared_path.read_bytes()
     stored = Prepared.from_bytes(prepared.to_bytes())
-    run(
-        async_finish(
-            stored,
-            sign_digest(citizen, stored),
-            out=out,
-            timestamper=trust.timestamper(),
-            validation=trust.revocation(),
-        )
-    )
+    trust.finish(stored, sign_digest(citizen, stored), out)
     return prepared, update
 
 
