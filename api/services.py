@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session
 
+from identity.answering import Answering
 from identity.certificates import CertificateChecker
 from identity.errors import WebEidRejected
 from identity.oauth.jws import SigningKey
@@ -22,6 +23,7 @@ from keys.pki import Pki, PkiConfig, initialise, load
 from keys.tsa import TimeStampAuthority
 
 from . import db
+from .group_commit import GroupCommit
 from .oauth.server import OAuthServer
 from .settings import Settings
 
@@ -126,6 +128,10 @@ class Services:
     certificate_checker: CertificateChecker = field(init=False)
     oauth: OAuthServer = field(init=False)
     key_ring: KeyRing = field(init=False)
+    answering: Answering = field(init=False)
+    """How the citizen app's answers are checked (``identity.answering``)."""
+    answer_writer: GroupCommit = field(init=False)
+    """The thread that records those answers, many per commit."""
 
     @property
     def signing_keys(self) -> dict[str, SigningKey]:
@@ -152,6 +158,17 @@ class Services:
             citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
         )
         self.trust = load_trust(self.settings, self.pki)
+        self.answering = Answering(
+            audience=self.settings.public_url,
+            checker=self.certificate_checker,
+            respond=lambda request_der, now, lookup: (
+                self.ocsp.respond(request_der, now=now, lookup=lookup).der
+            ),
+            status_statement=_STATUS_QUERY,
+            issuer_name=self.pki.citizen_ca.name,
+            fallback_lookup=self._certificate_status,
+        )
+        self.answer_writer = GroupCommit(self.engine, name="app-answers")
         self.key_ring = KeyRing(self.session, self.keystore)
         self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=self.key_ring.active)
 
@@ -228,5 +245,6 @@ class Services:
         return cls(settings=settings, engine=engine, keystore=keystore, pki=pki)
 
     def close(self) -> None:
+        self.answer_writer.close()
         self.keystore.close()
         self.engine.dispose()

@@ -29,6 +29,7 @@ import asyncio
 import collections
 import functools
 import importlib
+import inspect
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,14 +41,16 @@ import bench_approvals as ba
 
 # (module, attribute): the answer's steps, outermost first. Nested steps count in their parent too.
 STEPS = [
-    ("api.routes.app", "_authenticate", "request token (header, device row, ES256, claims)"),
-    ("identity.app_tokens", "_verified_claims", "  of which the ES256 verification and claims JSON"),
-    ("identity.approvals", "check_answer", "request row, certificate, OCSP, signature"),
-    ("identity.certificates", "CertificateChecker.check", "  of which certificate record and OCSP"),
+    ("identity.answering", "Answering.answer", "the answer in the writer thread (all below)"),
+    ("identity.app_tokens", "check_token", "  request token (header, device row, ES256, claims)"),
+    ("identity.app_tokens", "_verified_claims", "    of which the ES256 verification and claims JSON"),
+    ("identity.app_tokens", "use_token_once", "  jti INSERT (single use)"),
+    ("identity.answering", "_read", "  request row"),
+    ("identity.certificates", "CertificateChecker.check_with", "  certificate record and OCSP"),
     ("keys.ocsp", "OcspResponder.respond", "    of which our OCSP responder (status row)"),
-    ("identity.app_tokens", "_consume_jti", "jti INSERT (single use)"),
-    ("identity.approvals", "record_answer", "conditional UPDATE and commit"),
-    ("sqlmodel.orm.session", "Session.commit", "  of which the commit (WAL fsync)"),
+    ("identity.certificates", "CertificateChecker.verify_digest_signature", "  the signature over the hash"),
+    ("identity.answering", "_transition", "  conditional UPDATE"),
+    ("identity.dbapi", "Tx.commit", "the group's commit (WAL fsync; one answer per group here)"),
 ]
 
 Call = Callable[[], Awaitable[int]]
@@ -150,7 +153,10 @@ def wrap_steps(totals: dict[str, float]) -> None:
             finally:
                 totals[_label] += time.process_time() - start
 
-        setattr(owner, name, functools.wraps(original)(timed))
+        wrapped: Any = functools.wraps(original)(timed)
+        if isinstance(inspect.getattr_static(owner, name), staticmethod):
+            wrapped = staticmethod(wrapped)
+        setattr(owner, name, wrapped)
 
 
 def database_primitives(env: h.Environment, count: int) -> list[tuple[str, float]]:

@@ -12,21 +12,23 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from keys.models import utcnow
 
+from .dbapi import Prepared, Tx
 from .errors import AppAuthenticationFailed
 from .models import Citizen, Device, UsedTokenId
 
@@ -34,7 +36,7 @@ _DEVICES = Device.__table__  # type: ignore[attr-defined]
 _CITIZENS = Citizen.__table__  # type: ignore[attr-defined]
 # Built once (bind parameters), and on the tables: building statements per call, or loading
 # ORM objects, cost more than running the query.
-_DEVICE_AND_CITIZEN = (
+DEVICE_AND_CITIZEN = (
     select(
         _DEVICES.c.public_key,
         _DEVICES.c.active,
@@ -47,6 +49,17 @@ _DEVICE_AND_CITIZEN = (
 )
 _USED = UsedTokenId.__table__  # type: ignore[attr-defined]
 _INSERT_USED = insert(_USED).values(jti=bindparam("jti"), expires_at=bindparam("expires_at"))
+# For answers recorded in groups (``identity.answering``): a replay must not abort the
+# shared transaction (PostgreSQL would), so the conflict is a row count of 0, not an error.
+# On both dialects a concurrent insert of the same jti waits for the other transaction.
+_INSERT_USED_ONCE = Prepared(
+    text(
+        "INSERT INTO used_token_id (jti, expires_at) VALUES (:jti, :expires_at) ON CONFLICT (jti) DO NOTHING"
+    ).bindparams(
+        bindparam("jti", type_=_USED.c.jti.type), bindparam("expires_at", type_=_USED.c.expires_at.type)
+    )
+)
+_PURGE_USED = Prepared(delete(_USED).where(_USED.c.expires_at < bindparam("now")))
 
 SCHEME = "EID-App"
 TOKEN_TYPE = "eid-app+jwt"
@@ -107,6 +120,48 @@ def authenticate(
     (one commit), and the database's write lock is not held while the call checks things.
     """
     when = now or utcnow()
+    caller = check_token(
+        authorization,
+        lambda kid: session.execute(DEVICE_AND_CITIZEN, {"kid": kid}).first(),
+        method=method,
+        url=url,
+        audience=audience,
+        now=when,
+    )
+    if consume:
+        use_token(session, caller, now=when)
+        session.commit()
+    return caller
+
+
+class DeviceRow(Protocol):
+    """What ``check_token`` needs of the calling device and its citizen (``DEVICE_AND_CITIZEN``)."""
+
+    @property
+    def public_key(self) -> bytes: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def citizen_id(self) -> int: ...
+    @property
+    def public_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
+def check_token(
+    authorization: str | None,
+    find_device: Callable[[str], DeviceRow | None],
+    *,
+    method: str,
+    url: str,
+    audience: str,
+    now: datetime,
+) -> AppCaller:
+    """Every check of ``authenticate`` but the ``jti``'s single use; writes nothing.
+
+    ``find_device`` reads the device (by its public id, the token's ``kid``) and its citizen
+    with ``DEVICE_AND_CITIZEN``, in whatever transaction the caller runs."""
     if not authorization or not authorization.startswith(SCHEME + " "):
         raise AppAuthenticationFailed(f"this call needs an 'Authorization: {SCHEME} <token>' header")
     token = authorization[len(SCHEME) + 1 :].strip()
@@ -116,21 +171,18 @@ def authenticate(
     kid = header.get("kid")
     if header.get("alg") != "ES256" or header.get("typ") != TOKEN_TYPE or not isinstance(kid, str):
         raise AppAuthenticationFailed(f"the request token must have alg ES256, typ {TOKEN_TYPE} and a kid")
-    found = session.execute(_DEVICE_AND_CITIZEN, {"kid": kid}).first()
+    found = find_device(kid)
     if found is None or not found.active:
         raise AppAuthenticationFailed("unknown or disabled device")
     claims = _verified_claims(token, _public_key(found.public_key))
-    _check_claims(claims, issuer=kid, audience=audience.rstrip("/"), now=when)
-    _check_binding(claims, method=method, url=url, now=when)
+    _check_claims(claims, issuer=kid, audience=audience.rstrip("/"), now=now)
+    _check_binding(claims, method=method, url=url, now=now)
     caller = AppCaller(
         device=CallingDevice(public_id=kid),
         citizen=DeviceOwner(id=found.citizen_id, public_id=found.public_id, state=found.state),
         jti=str(claims["jti"]),
         expires=datetime.fromtimestamp(claims["exp"], UTC) + MAX_SKEW,
     )
-    if consume:
-        use_token(session, caller, now=when)
-        session.commit()
     return caller
 
 
@@ -142,6 +194,16 @@ def use_token(session: Session, caller: AppCaller, *, now: datetime | None = Non
     """
     assert caller.expires is not None
     _consume_jti(session, caller.jti, expires=caller.expires, now=now or utcnow())
+
+
+def use_token_once(tx: Tx, caller: AppCaller, *, now: datetime) -> None:
+    """``use_token`` on a ``Tx`` that other calls share: a replay raises
+    ``AppAuthenticationFailed`` and leaves the transaction usable. Does not commit."""
+    assert caller.expires is not None
+    if _purge_due(now):
+        tx.count(_PURGE_USED, {"now": now})
+    if tx.count(_INSERT_USED_ONCE, {"jti": caller.jti, "expires_at": caller.expires}) != 1:
+        raise AppAuthenticationFailed("this request token was already used")
 
 
 @lru_cache(maxsize=4096)
@@ -246,10 +308,17 @@ _PURGE_EVERY = timedelta(seconds=60)
 _last_purge: list[datetime] = []  # per process: only decides how often to tidy, never what is valid
 
 
+def _purge_due(now: datetime) -> bool:
+    """True at most once per ``_PURGE_EVERY`` in this process: time to delete expired jtis."""
+    if _last_purge and now - _last_purge[0] <= _PURGE_EVERY:
+        return False
+    _last_purge[:] = [now]
+    return True
+
+
 def _consume_jti(session: Session, jti: str, *, expires: datetime, now: datetime) -> None:
-    if not _last_purge or now - _last_purge[0] > _PURGE_EVERY:
+    if _purge_due(now):
         session.execute(delete(UsedTokenId).where(col(UsedTokenId.expires_at) < now))
-        _last_purge[:] = [now]
     try:
         # Written at once (not left to a flush): a replay fails on the unique row right here.
         session.execute(_INSERT_USED, {"jti": jti, "expires_at": expires})

@@ -10,14 +10,11 @@ once, across any number of service instances.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -25,7 +22,6 @@ from sqlmodel import Session, col, select
 from keys.models import as_utc, utcnow
 
 from . import _secrets
-from .certificates import CertificateChecker
 from .errors import ApprovalNotFound, ApprovalRejected, CitizenNotActive
 from .models import ApprovalRequest, Citizen
 
@@ -120,7 +116,8 @@ _TRANSITIONS: dict[tuple[str, ...], Any] = {}
 _TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
 
 
-def _transition_statement(names: tuple[str, ...]) -> Any:
+def transition_statement(names: tuple[str, ...]) -> Any:
+    """The conditional UPDATE of a pending, unexpired request, setting ``names`` (``new_<name>``)."""
     statement = _TRANSITIONS.get(names)
     if statement is None:
         # On the table, not the ORM entity: the ORM would evaluate the WHERE clause against
@@ -199,7 +196,7 @@ def _write_transition(
     The values written, or None when the request was no longer pending (nothing changed)."""
     new = {"state": state.value, "answered_at": now, **values}
     result = session.execute(
-        _transition_statement(tuple(new)),
+        transition_statement(tuple(new)),
         {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()},
     )
     session.commit()
@@ -220,7 +217,7 @@ def _transition(
     return True
 
 
-def _not_pending(request: ApprovalRequest | Answerable, now: datetime) -> ApprovalRejected:
+def _not_pending(request: ApprovalRequest, now: datetime) -> ApprovalRejected:
     if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
         return ApprovalRejected("the request has expired")
     return ApprovalRejected(f"the request is already {request.state}")
@@ -235,139 +232,6 @@ def refuse(
     if not _transition(session, request, ApprovalState.REFUSED, when):
         raise _not_pending(request, when)
     return request
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Answerable:
-    """A request as the answer path reads it: the columns it needs, not an ORM object
-    (loading one cost more than the query; the answer changes it with one UPDATE anyway)."""
-
-    id: int
-    public_id: str
-    citizen_id: int
-    kind: str
-    hash: bytes
-    hash_algorithm: str
-    state: str
-    expires_at: datetime
-
-
-_ANSWERABLE = sa.select(
-    _TABLE.c.id,
-    _TABLE.c.public_id,
-    _TABLE.c.citizen_id,
-    _TABLE.c.kind,
-    _TABLE.c.hash,
-    _TABLE.c.hash_algorithm,
-    _TABLE.c.state,
-    _TABLE.c.expires_at,
-).where(_TABLE.c.public_id == bindparam("public_id"))
-
-
-def _read_answerable(session: Session, public_id: str) -> Answerable | None:
-    row = session.execute(_ANSWERABLE, {"public_id": public_id}).first()
-    return None if row is None else Answerable(**row._mapping)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckedAnswer:
-    """An app's answer to a pending request, checked but not yet recorded."""
-
-    request: Answerable
-    """The request, pending when it was read."""
-    signature: bytes
-    """The signature over the request's hash."""
-    certificate_serial: str | None
-    """Serial (hex) of the certificate, when every check passed."""
-    failure: str | None
-    """Why the answer is wrong (bad signature, wrong key, revoked certificate...), or None."""
-
-
-def check_answer(
-    session: Session,
-    citizen: CitizenRef,
-    public_id: str,
-    *,
-    certificate: bytes,
-    signature: bytes,
-    checker: CertificateChecker,
-    now: datetime,
-) -> CheckedAnswer:
-    """Every check of ``approve``, without writing (unless the request turns out expired).
-
-    Raises for a request that is unknown or no longer pending; a wrong answer is returned
-    with its ``failure``, for ``record_answer`` to fail the request with.
-    """
-    request = _read_answerable(session, public_id)
-    if request is None or request.citizen_id != citizen.id:
-        raise ApprovalNotFound("no such approval request")
-    if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
-        _expire(session, now, public_id=public_id)
-        # Past its expiry nothing else can move it (every transition requires expires_at > now).
-        request = dataclasses.replace(request, state=ApprovalState.EXPIRED.value)
-    if request.state != ApprovalState.PENDING.value:
-        raise _not_pending(request, now)
-    try:
-        checked = checker.check(session, citizen=citizen, certificate=certificate, kind=request.kind, now=now)
-        checker.verify_digest_signature(checked, request.hash, request.hash_algorithm, signature)
-    except ApprovalRejected as exc:
-        return CheckedAnswer(request=request, signature=signature, certificate_serial=None, failure=str(exc))
-    return CheckedAnswer(
-        request=request,
-        signature=signature,
-        certificate_serial=format(checked.serial_number, "x"),
-        failure=None,
-    )
-
-
-def record_answer(session: Session, answer: CheckedAnswer, *, now: datetime) -> Answerable:
-    """Complete the request (or fail it, for a wrong answer) with one conditional update. Commits.
-
-    A wrong answer fails the request, so the browser waiting on it learns at once, and
-    raises ``ApprovalRejected``; an answer to a request that is no longer pending (answered
-    or expired meanwhile) changes nothing and raises ``ApprovalRejected`` too. Returns the
-    request as completed.
-    """
-    request = answer.request
-    if answer.failure is not None:
-        _write_transition(session, request.id, ApprovalState.FAILED, now, failure_reason=answer.failure[:200])
-        raise ApprovalRejected(answer.failure)
-    if (
-        _write_transition(
-            session,
-            request.id,
-            ApprovalState.COMPLETED,
-            now,
-            certificate_serial=answer.certificate_serial,
-            signature=answer.signature,
-        )
-        is None
-    ):
-        raise _not_pending(_read_answerable(session, request.public_id) or request, now)
-    return dataclasses.replace(request, state=ApprovalState.COMPLETED.value)
-
-
-def approve(
-    session: Session,
-    citizen: CitizenRef,
-    public_id: str,
-    *,
-    certificate: bytes,
-    signature: bytes,
-    checker: CertificateChecker,
-    now: datetime | None = None,
-) -> Answerable:
-    """Check the app's answer and complete the request, once. Commits.
-
-    A wrong answer (bad signature, wrong key, revoked certificate) fails the request, so
-    the browser waiting on it learns at once; an answer to a request that is no longer
-    pending changes nothing.
-    """
-    when = now or utcnow()
-    answer = check_answer(
-        session, citizen, public_id, certificate=certificate, signature=signature, checker=checker, now=when
-    )
-    return record_answer(session, answer, now=when)
 
 
 def take_result(

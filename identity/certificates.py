@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -44,9 +44,22 @@ OcspAsk = Callable[[bytes, datetime], bytes]
 
 _TABLE = CertificateRecord.__table__  # type: ignore[attr-defined]
 # Built once (bind parameters): building the ORM statement cost more than running it.
-_RECORD = select(_TABLE.c.der, _TABLE.c.owner, _TABLE.c.profile, _TABLE.c.state).where(
+RECORD = select(_TABLE.c.der, _TABLE.c.owner, _TABLE.c.profile, _TABLE.c.state).where(
     _TABLE.c.serial == bindparam("serial")
 )
+
+
+class RecordRow(Protocol):
+    """A certificate's record as ``RECORD`` reads it."""
+
+    @property
+    def der(self) -> bytes: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def state(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,11 +75,32 @@ class CertificateChecker:
         self, session: Session, *, citizen: CitizenRef, certificate: bytes, kind: str, now: datetime
     ) -> x509.Certificate:
         """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
+        return self.check_with(
+            lambda serial: session.execute(RECORD, {"serial": serial}).first(),
+            self.ask_ocsp,
+            citizen=citizen,
+            certificate=certificate,
+            kind=kind,
+            now=now,
+        )
+
+    def check_with(
+        self,
+        find_record: Callable[[str], RecordRow | None],
+        ask_ocsp: OcspAsk,
+        *,
+        citizen: CitizenRef,
+        certificate: bytes,
+        kind: str,
+        now: datetime,
+    ) -> x509.Certificate:
+        """``check`` with the certificate's record read by ``find_record`` (``RECORD``, by
+        serial) and our responder asked through ``ask_ocsp``, in the caller's transaction."""
         cert = _issued_certificate(certificate, self.citizen_ca)
         if cert is None:
             raise ApprovalRejected("the certificate is not one issued by our Citizen CA")
         serial = format(cert.serial_number, "x")
-        record = session.execute(_RECORD, {"serial": serial}).first()
+        record = find_record(serial)
         if record is None or record.der != certificate or record.owner != citizen.public_id:
             raise ApprovalRejected("the certificate does not belong to this citizen")
         if record.profile != _PROFILE_FOR_KIND.get(kind):
@@ -81,7 +115,7 @@ class CertificateChecker:
             raise ApprovalRejected("the certificate is revoked or suspended")
         try:
             status = ocsp_status(
-                self.ask_ocsp(build_ocsp_request(certificate, self.citizen_ca), now),
+                ask_ocsp(build_ocsp_request(certificate, self.citizen_ca), now),
                 certificate,
                 self.citizen_ca,
                 [self.citizen_ca],

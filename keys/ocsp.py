@@ -129,14 +129,18 @@ class OcspResponder:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def respond(self, request_der: bytes, *, now: datetime) -> OcspAnswer:
-        """Answer one DER OCSPRequest. Never raises for bad input: it is an OCSP error."""
+    def respond(self, request_der: bytes, *, now: datetime, lookup: Lookup | None = None) -> OcspAnswer:
+        """Answer one DER OCSPRequest. Never raises for bad input: it is an OCSP error.
+
+        ``lookup`` reads the status instead of the responder's own (a caller that is in a
+        database transaction already reads it there, with the same query)."""
+        lookup = lookup or self._lookup
         with self._lock:
             parsed = self._parsed.get(request_der)
         if parsed is not None:
             # A nonce-free single request seen before: skip the parse, never the status lookup.
             cert_id, serial = parsed
-            return self._single(cert_id, serial, request_der, now)
+            return self._single(cert_id, serial, request_der, now, lookup)
         try:
             request = ocsp.OCSPRequest.load(request_der, strict=True)
             tbs = request["tbs_request"]
@@ -164,17 +168,19 @@ class OcspResponder:
                 return error_response("unauthorized")
             serials.append(format(cert_id["serial_number"].native, "x"))
         if nonce is None and len(cert_ids) == 1:
-            return self._single(cert_ids[0], serials[0], request_der, now)
-        rows = [self._lookup(serial) for serial in serials]
+            return self._single(cert_ids[0], serials[0], request_der, now, lookup)
+        rows = [lookup(serial) for serial in serials]
         return self._sign(cert_ids, rows, nonce=nonce, now=now)
 
-    def _single(self, cert_id: ocsp.CertId, serial: str, request_der: bytes, now: datetime) -> OcspAnswer:
+    def _single(
+        self, cert_id: ocsp.CertId, serial: str, request_der: bytes, now: datetime, lookup: Lookup
+    ) -> OcspAnswer:
         """RFC 5019 path: one certificate, no nonce; the signed answer is reused while fresh.
 
         The status is looked up every time and its revision is part of the cache key, so a
         revocation is answered at once.
         """
-        row = self._lookup(serial)
+        row = lookup(serial)
         key = (cert_id.dump(), row.revision if row else -1, row.state if row else "")
         with self._lock:
             cached = self._cache.get(key)

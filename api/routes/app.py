@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from identity import app_tokens, approvals
+from identity.answering import AppAnswer
 from identity.app_tokens import AppCaller
-from identity.errors import AppAuthenticationFailed, ApprovalRejected
 from identity.models import ApprovalRequest
-from keys.errors import ServiceError
 from keys.models import utcnow
 
 from ..deps import get_services
@@ -110,59 +110,44 @@ class AnswerOut(BaseModel):
     state: str
 
 
+_ANSWER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": AnswerIn.model_json_schema()}},
+    }
+}
+
+
 @router.post(
     "/requests/{request_id}",
     response_model=AnswerOut,
     summary="Approve (with a signature) or refuse a request",
+    openapi_extra=_ANSWER_BODY,
 )
-def answer(
+async def answer(
     request_id: str,
-    body: AnswerIn,
     request: Request,
-    services: ServicesDep,
     authorization: AuthorizationHeader = None,
 ) -> Response:
-    # The request token is checked here rather than in a dependency, in the same session as
-    # the answer: its jti is recorded right before the answer's own write, so both are one
-    # transaction (one commit instead of two, one thread-pool hop instead of two), and the
-    # database's write lock is not held while the certificate and signature are checked.
-    now = utcnow()
-    with services.session() as session:
-        caller = _authenticate(request, services, session, authorization, consume=False)
-        used = False
-
-        def use_token() -> None:
-            nonlocal used
-            if not used:
-                used = True
-                app_tokens.use_token(session, caller, now=now)
-
-        try:
-            if body.decision == "refuse":
-                use_token()
-                refused = approvals.refuse(session, caller.citizen, request_id, now=now)
-                outcome = AnswerOut(id=refused.public_id, state=refused.state)
-            else:
-                if body.certificate is None or body.signature is None:
-                    raise ApprovalRejected("an approval needs the certificate and the signature")
-                checked = approvals.check_answer(
-                    session,
-                    caller.citizen,
-                    request_id,
-                    certificate=body.certificate,
-                    signature=body.signature,
-                    checker=services.certificate_checker,
-                    now=now,
-                )
-                use_token()
-                completed = approvals.record_answer(session, checked, now=now)
-                outcome = AnswerOut(id=completed.public_id, state=completed.state)
-        except AppAuthenticationFailed:
-            raise
-        except ServiceError:
-            # A refused call uses its token up too; a replayed token is told so (401), whatever
-            # else is wrong with the call.
-            use_token()
-            session.commit()
-            raise
-        return json_response(outcome)
+    # The whole answer (request token, its jti, the request, certificate, OCSP, signature,
+    # the conditional update) runs in the answer writer's thread, in a transaction it shares
+    # with the answers that arrived meanwhile: one commit (one fsync) for all of them, and
+    # no thread-pool hop of FastAPI's (identity.answering, api.group_commit). The body is
+    # read here, as FastAPI would, with the same 422 for a malformed one.
+    services: Services = request.app.state.services
+    try:
+        body = AnswerIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    call = AppAnswer(
+        authorization=authorization,
+        method=request.method,
+        url=services.settings.public_url.rstrip("/") + request.url.path,
+        request_id=request_id,
+        decision=body.decision,
+        certificate=body.certificate,
+        signature=body.signature,
+        now=utcnow(),
+    )
+    answered = await services.answer_writer.run(lambda tx: services.answering.answer(tx, call))
+    return json_response(AnswerOut(id=answered.id, state=answered.state))

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from fastapi import APIRouter, Depends, Request, Response
 
-from identity.oauth.prepared import Tx
+from identity.dbapi import Tx
 
 from ..deps import get_services
 from ..oauth.form import MAX_FORM_BYTES, MalformedForm, is_form, parse_form
@@ -85,7 +85,7 @@ async def token(request: Request) -> Response:
 
 def _token(request: Request, services: Services, form: list[tuple[str, str]]) -> Response:
     # The DBAPI connection itself (no ORM session unless a step needs one): the refresh
-    # grant's statements are prepared (``identity.oauth.prepared``).
+    # grant's statements are prepared (``identity.dbapi``).
     with Tx.open(services.engine) as tx:
         response: Response = services.oauth.create_token_response(
             oauth_request(request, services, form, None, tx)

@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 from keys import audit
 
 from .. import _secrets
+from ..dbapi import Prepared, Tx
 from ..errors import IdentityError
 from .models import OAuthClient
-from .prepared import Prepared, Tx
 
 SCOPES = ("openid", "profile", "offline_access", "admin", "signing", "seal")
 """``signing``: create envelopes for citizens to sign; ``seal``: seal with the client's e-seal."""

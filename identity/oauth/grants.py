@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
+from ..dbapi import Prepared, Tx
 from ..models import Citizen
 from .models import AuthorizationCode, Consent, OAuthToken
-from .prepared import Prepared, Tx
 
 CODE_LIFETIME = timedelta(seconds=60)
 REFRESH_LIFETIME = timedelta(days=30)

@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
+from ..dbapi import Prepared, Tx
 from ..errors import IdentityError
 from .models import OAuthToken
-from .prepared import Prepared, Tx
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=10)
 _COLUMNS = (

@@ -11,12 +11,16 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+from sqlalchemy import update
 
+from identity.models import ApprovalRequest
+from keys.models import utcnow
 from tests.conftest import RunningServer
 from tests.identity.protocol_client import ProtocolApp
 from tests.identity.test_login_with_app import register
@@ -138,3 +142,33 @@ def test_one_token_sent_twice_at_once_is_accepted_once(
         thread.join()
 
     assert sorted(statuses) == [200, 401, 401, 401]
+
+
+def test_an_answer_after_the_expiry_expires_the_request(
+    enrolled: tuple[ProtocolApp, str], server: RunningServer
+) -> None:
+    """Still stored pending but its time is up: the answer is refused before any certificate
+    check (a certificate that is not even one gets the expiry message), the request is
+    stored expired, and the token is used up."""
+    app, code = enrolled
+    browser, request_id = start_login(server, code)
+    table = ApprovalRequest.__table__  # type: ignore[attr-defined]
+    with server.env.engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.public_id == request_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    path = f"/api/v1/app/requests/{request_id}"
+    token = app.token("POST", path)
+    body = json.dumps(
+        {
+            "decision": "approve",
+            "certificate": base64.b64encode(b"not a certificate").decode(),
+            "signature": base64.b64encode(b"x").decode(),
+        }
+    )
+    late = post(app, path, token, body)
+    assert late.status_code == 409 and late.json()["detail"] == "the request is already expired"
+    assert post(app, path, token, body).status_code == 401
+    assert browser.get(f"/api/v1/auth/app/{request_id}").json()["state"] == "expired"

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from identity import approvals, citizens
-from identity.certificates import CertificateChecker
 from identity.errors import ApprovalRejected
 from keys.models import utcnow
 from tests.conftest import ServiceEnv
@@ -67,50 +66,6 @@ def test_expiry_and_refusal(service_env: ServiceEnv) -> None:
                 display_text="x",
                 binding=None,
             )
-    finally:
-        session.close()
-        keystore.close()
-
-
-def test_an_answer_after_the_expiry_expires_the_request(service_env: ServiceEnv) -> None:
-    """The app answers a request that is still stored pending but whose time is up: refused
-    before any certificate check, and the request is expired in the database."""
-    session, keystore, _pki = service_env.open()
-    try:
-        registered = citizens.register(
-            session, personal_code=fresh_code(), given_name="A", family_name="B", actor="test"
-        ).citizen
-        registered.state = "active"
-        session.add(registered)
-        session.commit()
-        now = utcnow()
-        request = approvals.open_request(
-            session,
-            citizen=registered,
-            kind=approvals.ApprovalKind.AUTH,
-            hash_value=hashlib.sha256(b"late").digest(),
-            hash_algorithm="sha256",
-            display_text="Log in",
-            binding=None,
-            now=now,
-        )
-
-        def never_asked(*_args: object) -> bytes:
-            raise AssertionError("an expired request's answer reached the certificate checks")
-
-        checker = CertificateChecker(citizen_ca=b"", ask_ocsp=never_asked)
-        with pytest.raises(ApprovalRejected, match="^the request is already expired$"):
-            approvals.check_answer(
-                session,
-                registered,
-                request.public_id,
-                certificate=b"",
-                signature=b"",
-                checker=checker,
-                now=now + timedelta(seconds=121),
-            )
-        session.refresh(request)
-        assert request.state == "expired"
     finally:
         session.close()
         keystore.close()

@@ -1,4 +1,4 @@
-"""``identity.oauth.prepared``: prepared statements on the DBAPI connection behave like the ORM."""
+"""``identity.dbapi``: prepared statements on the DBAPI connection behave like the ORM."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session, SQLModel
 
 from api import db
+from identity.dbapi import Prepared, Tx
 from identity.oauth.models import OAuthToken
-from identity.oauth.prepared import Prepared, Tx
 from identity.oauth.tokens import _INSERT
 from keys.models import as_utc, utcnow
 

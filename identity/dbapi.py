@@ -1,4 +1,4 @@
-"""Prepared statements of the token endpoint, run on the DBAPI connection.
+"""Prepared statements run on the DBAPI connection: the token endpoint and the app's answers.
 
 A refresh grant is four small statements. Through SQLAlchemy's ORM each cost ~0.1 ms of
 CPU (statement cache key, execution context, result objects), several times the work of
@@ -31,6 +31,8 @@ class _Compiled:
     """Positional styles (SQLite's ``?``): each parameter's name and conversion, in order."""
     processors: tuple[tuple[str, Callable[[Any], Any]], ...]
     """Named styles: the conversions of bound values the dialect needs."""
+    literals: dict[str, Any]
+    """Values the statement carries itself (``state == "pending"``), by bind name."""
 
 
 class Prepared:
@@ -60,6 +62,9 @@ class Prepared:
                     else None
                 ),
                 processors=tuple((name, fn) for name, fn in processors.items() if fn is not None),
+                literals={
+                    name: bind.effective_value for name, bind in done.binds.items() if not bind.required
+                },
             )
             self._by_dialect[dialect.name] = compiled
         return compiled
@@ -68,6 +73,8 @@ class Prepared:
         """Execute; the DBAPI cursor (``fetchone``, ``rowcount``)."""
         compiled = self._compiled(tx.dialect)
         bound: Sequence[Any] | Mapping[str, Any]
+        if compiled.literals:
+            params = compiled.literals | dict(params)
         if compiled.positions is not None:
             bound = tuple(params[name] if fn is None else fn(params[name]) for name, fn in compiled.positions)
         else:
@@ -151,6 +158,13 @@ class Tx:
         if self._pending:  # what ran on the DBAPI connection alone
             self._dbapi.commit()
             self._pending = False
+
+    def rollback(self) -> None:
+        """Undo what ran on the DBAPI connection of ``Tx.open`` since the last commit; the
+        connection stays usable for the next transaction."""
+        assert self._pooled is not None and self._session is None
+        self._dbapi.rollback()
+        self._pending = False
 
     def close(self) -> None:
         """Give back a connection of ``Tx.open``; what was not committed is rolled back."""

@@ -1,0 +1,242 @@
+"""The citizen app's answers to approval requests, checked and recorded on a shared ``Tx``.
+
+``approvals.approve`` does the same through an ORM session, one commit per answer. Here
+an answer is a function of a ``Tx`` that other answers share (``api.group_commit``): its
+statements run on the DBAPI connection (``identity.dbapi``) and whoever runs it commits
+many answers at once, one fsync for all. So an answer never raises a database error for
+an ordinary outcome: a replayed token is an ``INSERT ... ON CONFLICT DO NOTHING`` that
+inserted nothing, a request answered meanwhile is a conditional ``UPDATE`` that changed
+nothing; a PostgreSQL error would abort the shared transaction.
+
+The checks and their order are ``approve``'s: the request token (device, ES256, claims,
+binding), its ``jti`` used up whatever follows (a replay is refused before anything else),
+the request (this citizen's, pending, unexpired), the certificate (our Citizen CA's, this
+citizen's, the key the request kind needs, valid, issued, ``good`` from our own OCSP
+responder), the signature over the request's hash, and one conditional update. A wrong
+answer fails the request, so the browser waiting on it learns at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam
+
+from keys.ocsp import Lookup, StatusRow
+
+from . import app_tokens
+from .approvals import ApprovalState, transition_statement
+from .certificates import RECORD, CertificateChecker
+from .dbapi import Prepared, Tx
+from .errors import ApprovalNotFound, ApprovalRejected
+from .models import ApprovalRequest
+
+_TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
+PENDING = ApprovalState.PENDING.value
+
+
+class _Request(NamedTuple):
+    id: int
+    citizen_id: int
+    kind: str
+    hash: bytes
+    hash_algorithm: str
+    state: str
+    live: Any
+    """True (1 on SQLite) while ``expires_at`` is still ahead: compared in SQL, so no date
+    comes back through the DBAPI in its driver-specific form."""
+
+
+_REQUEST = Prepared(
+    sa.select(
+        _TABLE.c.id,
+        _TABLE.c.citizen_id,
+        _TABLE.c.kind,
+        _TABLE.c.hash,
+        _TABLE.c.hash_algorithm,
+        _TABLE.c.state,
+        (_TABLE.c.expires_at > bindparam("now")).label("live"),
+    ).where(_TABLE.c.public_id == bindparam("public_id"))
+)
+_EXPIRE = Prepared(
+    sa.update(_TABLE)
+    .where(_TABLE.c.id == bindparam("request_id"))
+    .where(_TABLE.c.state == PENDING)
+    .where(_TABLE.c.expires_at <= bindparam("now"))
+    .values(state=ApprovalState.EXPIRED.value)
+)
+_DEVICE = Prepared(app_tokens.DEVICE_AND_CITIZEN)
+_RECORD = Prepared(RECORD)
+_TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
+
+
+class _Row:
+    """A DBAPI row with its columns by name (what the token and certificate checks read)."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: dict[str, int], values: tuple[Any, ...]) -> None:
+        self._names = names
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._values[self._names[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+        return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _named(statement: Prepared) -> dict[str, int]:
+    return {column.key: index for index, column in enumerate(statement.statement.selected_columns)}  # type: ignore[attr-defined]
+
+
+_DEVICE_COLUMNS = _named(_DEVICE)
+_RECORD_COLUMNS = _named(_RECORD)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppAnswer:
+    """One ``POST /api/v1/app/requests/{id}`` as received."""
+
+    authorization: str | None
+    method: str
+    url: str
+    """The URL the request token must be bound to (public URL and path)."""
+    request_id: str
+    decision: str
+    """``approve`` or ``refuse``."""
+    certificate: bytes | None
+    signature: bytes | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answering:
+    """What answers are checked against: our public URL, the certificate checker, and our
+    OCSP responder asked with a status lookup (``respond(request, now=, lookup=)``)."""
+
+    audience: str
+    checker: CertificateChecker
+    respond: Callable[[bytes, datetime, Lookup], bytes]
+    status_statement: Any
+    """The responder's status query (state, revoked_at, reason, revision by serial and issuer)."""
+    issuer_name: str
+    fallback_lookup: Lookup
+    """The responder's own lookup, for a status this module does not read (a revocation date)."""
+
+    def answer(self, tx: Tx, call: AppAnswer) -> Answered:
+        """Check and record one answer on ``tx``; the caller commits. Raises a
+        ``ServiceError`` for a refused answer; whatever it wrote before (the token's use, a
+        failed or expired request) is meant to be committed all the same."""
+        now = call.now
+        caller = app_tokens.check_token(
+            call.authorization,
+            lambda kid: _first(tx, _DEVICE, _DEVICE_COLUMNS, {"kid": kid}),
+            method=call.method,
+            url=call.url,
+            audience=self.audience,
+            now=now,
+        )
+        app_tokens.use_token_once(tx, caller, now=now)
+        if call.decision == "approve" and (call.certificate is None or call.signature is None):
+            raise ApprovalRejected("an approval needs the certificate and the signature")
+        request = _read(tx, call.request_id, now)
+        if request is None or request.citizen_id != caller.citizen.id:
+            raise ApprovalNotFound("no such approval request")
+        if request.state == PENDING and not request.live:
+            tx.count(_EXPIRE, {"request_id": request.id, "now": now})
+            raise ApprovalRejected("the request is already expired")
+        if request.state != PENDING:
+            raise ApprovalRejected(f"the request is already {request.state}")
+        if call.decision == "refuse":
+            self._move(tx, call, request, ApprovalState.REFUSED)
+            return Answered(call.request_id, ApprovalState.REFUSED.value)
+        assert call.certificate is not None and call.signature is not None
+        try:
+            cert = self.checker.check_with(
+                lambda serial: _first(tx, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
+                lambda request_der, when: self.respond(request_der, when, self._lookup_in(tx)),
+                citizen=caller.citizen,
+                certificate=call.certificate,
+                kind=request.kind,
+                now=now,
+            )
+            self.checker.verify_digest_signature(
+                cert, bytes(request.hash), request.hash_algorithm, call.signature
+            )
+        except ApprovalRejected as exc:
+            _transition(tx, request.id, ApprovalState.FAILED, now, failure_reason=str(exc)[:200])
+            raise
+        self._move(
+            tx,
+            call,
+            request,
+            ApprovalState.COMPLETED,
+            certificate_serial=format(cert.serial_number, "x"),
+            signature=call.signature,
+        )
+        return Answered(call.request_id, ApprovalState.COMPLETED.value)
+
+    def _move(self, tx: Tx, call: AppAnswer, request: _Request, state: ApprovalState, **values: Any) -> None:
+        if not _transition(tx, request.id, state, call.now, **values):
+            # Answered or expired since it was read: say what it is now.
+            now_state = _read(tx, call.request_id, call.now)
+            if now_state is None or (now_state.state == PENDING and not now_state.live):
+                raise ApprovalRejected("the request has expired")
+            raise ApprovalRejected(f"the request is already {now_state.state}")
+
+    def _lookup_in(self, tx: Tx) -> Lookup:
+        statement = _status_statement(self.status_statement)
+
+        def lookup(serial: str) -> StatusRow | None:
+            row = tx.one(statement, {"serial": serial, "issuer": self.issuer_name})
+            if row is None:
+                return None
+            state, revoked_at, reason, revision = row
+            if revoked_at is not None:  # a date in the driver's own form: let the responder read it
+                return self.fallback_lookup(serial)
+            return StatusRow(state=state, revoked_at=None, reason=reason, revision=revision)
+
+        return lookup
+
+
+_STATUS: dict[int, Prepared] = {}
+
+
+def _status_statement(statement: Any) -> Prepared:
+    prepared = _STATUS.get(id(statement))
+    if prepared is None:
+        prepared = _STATUS[id(statement)] = Prepared(statement)
+    return prepared
+
+
+def _first(tx: Tx, statement: Prepared, names: dict[str, int], params: dict[str, Any]) -> _Row | None:
+    row = tx.one(statement, params)
+    return None if row is None else _Row(names, row)
+
+
+def _read(tx: Tx, public_id: str, now: datetime) -> _Request | None:
+    row = tx.one(_REQUEST, {"public_id": public_id, "now": now})
+    return None if row is None else _Request(*row)
+
+
+def _transition(tx: Tx, request_id: int, state: ApprovalState, now: datetime, **values: Any) -> bool:
+    """Move a pending, unexpired request to ``state``; False when it no longer was."""
+    new = {"state": state.value, "answered_at": now, **values}
+    names = tuple(new)
+    statement = _TRANSITIONS.get(names)
+    if statement is None:
+        statement = _TRANSITIONS[names] = Prepared(transition_statement(names))
+    params = {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()}
+    return tx.count(statement, params) == 1
