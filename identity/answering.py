@@ -19,13 +19,14 @@ answer fails the request, so the browser waiting on it learns at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 
+from keys.errors import ServiceError
 from keys.ocsp import Lookup, StatusRow
 
 from . import app_tokens
@@ -136,37 +137,45 @@ class Answering:
     """The responder's own lookup, for a status this module does not read (a revocation date)."""
 
     def answer(self, tx: Tx, call: AppAnswer) -> Answered:
-        """Check and record one answer on ``tx``; the caller commits. Raises a
-        ``ServiceError`` for a refused answer; whatever it wrote before (the token's use, a
-        failed or expired request) is meant to be committed all the same."""
+        """Check and record one answer on ``tx`` (``check``, then ``record``)."""
+        return self.check(tx, call).record(tx)
+
+    def check(self, reader: Tx, call: AppAnswer) -> Plan:
+        """Every check of an answer, reading through ``reader``, writing nothing: what
+        ``Plan.record`` is to write and answer. What it read may have changed by the time
+        ``record`` writes, which its conditional writes find out (a replayed jti inserts
+        nothing, a request answered meanwhile is not updated)."""
         now = call.now
-        caller = app_tokens.check_token(
-            call.authorization,
-            lambda kid: _first(tx, _DEVICE, _DEVICE_COLUMNS, {"kid": kid}),
-            method=call.method,
-            url=call.url,
-            audience=self.audience,
-            now=now,
-        )
-        app_tokens.use_token_once(tx, caller, now=now)
+        try:
+            caller = app_tokens.check_token(
+                call.authorization,
+                lambda kid: _first(reader, _DEVICE, _DEVICE_COLUMNS, {"kid": kid}),
+                method=call.method,
+                url=call.url,
+                audience=self.audience,
+                now=now,
+            )
+        except ServiceError as exc:
+            return Plan(call=call, caller=None, refusal=exc)
         if call.decision == "approve" and (call.certificate is None or call.signature is None):
-            raise ApprovalRejected("an approval needs the certificate and the signature")
-        request = _read(tx, call.request_id, now)
+            refusal = ApprovalRejected("an approval needs the certificate and the signature")
+            return Plan(call=call, caller=caller, refusal=refusal)
+        request = _read(reader, call.request_id, now)
         if request is None or request.citizen_id != caller.citizen.id:
-            raise ApprovalNotFound("no such approval request")
+            return Plan(call=call, caller=caller, refusal=ApprovalNotFound("no such approval request"))
         if request.state == PENDING and not request.live:
-            tx.count(_EXPIRE, {"request_id": request.id, "now": now})
-            raise ApprovalRejected("the request is already expired")
+            refusal = ApprovalRejected("the request is already expired")
+            return Plan(call=call, caller=caller, refusal=refusal, request=request, expire=True)
         if request.state != PENDING:
-            raise ApprovalRejected(f"the request is already {request.state}")
+            refusal = ApprovalRejected(f"the request is already {request.state}")
+            return Plan(call=call, caller=caller, refusal=refusal)
         if call.decision == "refuse":
-            self._move(tx, call, request, ApprovalState.REFUSED)
-            return Answered(call.request_id, ApprovalState.REFUSED.value)
+            return Plan(call=call, caller=caller, request=request, state=ApprovalState.REFUSED)
         assert call.certificate is not None and call.signature is not None
         try:
             cert = self.checker.check_with(
-                lambda serial: _first(tx, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
-                lambda request_der, when: self.respond(request_der, when, self._lookup_in(tx)),
+                lambda serial: _first(reader, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
+                lambda request_der, when: self.respond(request_der, when, self._lookup_in(reader)),
                 citizen=caller.citizen,
                 certificate=call.certificate,
                 kind=request.kind,
@@ -176,25 +185,21 @@ class Answering:
                 cert, bytes(request.hash), request.hash_algorithm, call.signature
             )
         except ApprovalRejected as exc:
-            _transition(tx, request.id, ApprovalState.FAILED, now, failure_reason=str(exc)[:200])
-            raise
-        self._move(
-            tx,
-            call,
-            request,
-            ApprovalState.COMPLETED,
-            certificate_serial=format(cert.serial_number, "x"),
-            signature=call.signature,
+            return Plan(
+                call=call,
+                caller=caller,
+                refusal=exc,
+                request=request,
+                state=ApprovalState.FAILED,
+                values={"failure_reason": str(exc)[:200]},
+            )
+        return Plan(
+            call=call,
+            caller=caller,
+            request=request,
+            state=ApprovalState.COMPLETED,
+            values={"certificate_serial": format(cert.serial_number, "x"), "signature": call.signature},
         )
-        return Answered(call.request_id, ApprovalState.COMPLETED.value)
-
-    def _move(self, tx: Tx, call: AppAnswer, request: _Request, state: ApprovalState, **values: Any) -> None:
-        if not _transition(tx, request.id, state, call.now, **values):
-            # Answered or expired since it was read: say what it is now.
-            now_state = _read(tx, call.request_id, call.now)
-            if now_state is None or (now_state.state == PENDING and not now_state.live):
-                raise ApprovalRejected("the request has expired")
-            raise ApprovalRejected(f"the request is already {now_state.state}")
 
     def _lookup_in(self, tx: Tx) -> Lookup:
         statement = _status_statement(self.status_statement)
@@ -209,6 +214,48 @@ class Answering:
             return StatusRow(state=state, revoked_at=None, reason=reason, revision=revision)
 
         return lookup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A checked answer: what to write, in order, and what to answer."""
+
+    call: AppAnswer
+    caller: app_tokens.AppCaller | None
+    """Who called; None when the request token was refused (then nothing is written)."""
+    refusal: ServiceError | None = None
+    """The error to answer with, after the writes below."""
+    request: _Request | None = None
+    expire: bool = False
+    """Mark the request expired (it was pending past its expiry)."""
+    state: ApprovalState | None = None
+    """Move the pending request to this state (with ``values``)."""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, tx: Tx) -> Answered:
+        """Write on ``tx`` (the caller commits) and answer: raises the refusal, if any,
+        after writing what it entails. A token is used up by any call it authenticated,
+        and a replayed one is refused (401) before anything else."""
+        call = self.call
+        if self.caller is None:
+            assert self.refusal is not None
+            raise self.refusal
+        app_tokens.use_token_once(tx, self.caller, now=call.now)
+        request = self.request
+        moved = True
+        if self.expire and request is not None:
+            tx.count(_EXPIRE, {"request_id": request.id, "now": call.now})
+        elif self.state is not None and request is not None:
+            moved = _transition(tx, request.id, self.state, call.now, **self.values)
+        if self.refusal is not None:
+            raise self.refusal
+        if not moved:  # answered or expired since it was read: say what it is now
+            current = _read(tx, call.request_id, call.now)
+            if current is None or (current.state == PENDING and not current.live):
+                raise ApprovalRejected("the request has expired")
+            raise ApprovalRejected(f"the request is already {current.state}")
+        assert self.state is not None
+        return Answered(call.request_id, self.state.value)
 
 
 _STATUS: dict[int, Prepared] = {}
