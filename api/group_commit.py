@@ -129,6 +129,7 @@ class GroupCommit:
         try:
             if self._tx is None:
                 self._tx = Tx.open(self._engine)
+                self._tx.grouped = True
             tx = self._tx
             for job in jobs:
                 try:
@@ -138,6 +139,7 @@ class GroupCommit:
                 except BaseException as exc:  # noqa: BLE001 - handed to that job's caller
                     raise _Fault(job, exc) from exc
             tx.commit()
+            tx.end_session()
             self.groups += 1
         except _Fault as fault:
             self._reset(rollback=True)  # nothing of this group is committed

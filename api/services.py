@@ -132,6 +132,8 @@ class Services:
     """How the citizen app's answers are checked (``identity.answering``)."""
     answer_writer: GroupCommit = field(init=False)
     """The thread that records those answers, many per commit."""
+    token_writer: GroupCommit = field(init=False)
+    """The thread that runs refresh grants, many per commit (``api/routes/oauth.py``)."""
 
     @property
     def signing_keys(self) -> dict[str, SigningKey]:
@@ -169,6 +171,7 @@ class Services:
             fallback_lookup=self._certificate_status,
         )
         self.answer_writer = GroupCommit(self.engine, name="app-answers")
+        self.token_writer = GroupCommit(self.engine, name="token-grants")
         self.key_ring = KeyRing(self.session, self.keystore)
         self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=self.key_ring.active)
 
@@ -246,5 +249,6 @@ class Services:
 
     def close(self) -> None:
         self.answer_writer.close()
+        self.token_writer.close()
         self.keystore.close()
         self.engine.dispose()

@@ -97,10 +97,13 @@ class Tx:
     connection back (rolling back anything not committed).
     """
 
-    __slots__ = ("_connection", "_dbapi", "_dialect", "_engine", "_pending", "_pooled", "_session")
+    __slots__ = ("_connection", "_dbapi", "_dialect", "_engine", "_pending", "_pooled", "_session", "grouped")
 
     def __init__(self, session: Session) -> None:
         self._session: Session | None = session
+        self.grouped = False
+        """True for the shared transaction of ``api.group_commit``, which commits it: steps
+        that would commit their own request's work leave that to the group."""
         self._engine: Engine | None = None
         self._pooled: Any = None
         self._connection: Connection | None = None
@@ -120,6 +123,7 @@ class Tx:
         tx._dialect = engine.dialect
         tx._dbapi = tx._pooled.dbapi_connection
         tx._pending = False
+        tx.grouped = False
         return tx
 
     @property
@@ -144,9 +148,18 @@ class Tx:
         """An ORM session on this transaction's connection (made on first use)."""
         if self._session is None:
             assert self._engine is not None
-            self._connection = Connection(self._engine, connection=self._pooled)
+            if self._connection is None:
+                self._connection = Connection(self._engine, connection=self._pooled)
             self._session = Session(bind=self._connection, expire_on_commit=False)
         return self._session
+
+    def end_session(self) -> None:
+        """Forget the ORM session of ``Tx.open`` (and the rows it holds) after a commit or
+        rollback; the connection stays. A ``Tx`` that outlives one request (group commit)
+        must not hand the next request objects read in an earlier transaction."""
+        if self._pooled is not None and self._session is not None:
+            self._session.close()
+            self._session = None
 
     def commit(self) -> None:
         if self._pooled is None:  # the session's transaction: it commits everything
@@ -162,7 +175,10 @@ class Tx:
     def rollback(self) -> None:
         """Undo what ran on the DBAPI connection of ``Tx.open`` since the last commit; the
         connection stays usable for the next transaction."""
-        assert self._pooled is not None and self._session is None
+        assert self._pooled is not None
+        if self._session is not None:
+            self._session.rollback()
+            self.end_session()
         self._dbapi.rollback()
         self._pending = False
 
@@ -171,8 +187,8 @@ class Tx:
         if self._pooled is None:
             return
         if self._connection is not None:
-            assert self._session is not None
-            self._session.close()
+            if self._session is not None:
+                self._session.close()
             self._connection.close()  # gives the pooled connection back
         else:
             self._pooled.close()  # the pool rolls back what is left

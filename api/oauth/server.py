@@ -205,7 +205,11 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]
             grant_id=grant_id,
             refresh_lifetime=REFRESH_LIFETIME if token.get("refresh_token") else None,
         )
-        request.tx.commit()
+        # Committed now, before anything else of the request may write through another
+        # connection (it would wait for this one's lock); a refresh grant in a group is
+        # committed with the group's other grants instead (``api/routes/oauth.py``).
+        if not request.tx.grouped:
+            request.tx.commit()
 
     def create_oauth2_request(self, request: Request) -> Request:
         _current.set(request)

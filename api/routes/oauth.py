@@ -80,7 +80,26 @@ async def token(request: Request) -> Response:
     except MalformedForm as exc:
         error = InvalidRequestError(description=str(exc))
         return _no_store(services.oauth.handle_error_response(None, error))
+    if _groupable(form):
+        return await services.token_writer.run(lambda tx: _grant(request, services, form, tx))
     return await in_thread(_token, request, services, form)
+
+
+def _groupable(form: list[tuple[str, str]]) -> bool:
+    """A refresh grant whose client authenticates with a secret (or none): its writes are
+    a few prepared statements on the request's ``Tx`` and nothing commits on its own, so
+    it can share a transaction and a commit with others (``api.group_commit``).
+    ``private_key_jwt`` records its assertion's ``jti`` with a commit of its own, and the
+    other grants use the ORM session; those keep a transaction each."""
+    names = {name for name, _ in form}
+    return ("grant_type", "refresh_token") in form and "client_assertion" not in names
+
+
+def _grant(request: Request, services: Services, form: list[tuple[str, str]], tx: Tx) -> Response:
+    response: Response = services.oauth.create_token_response(
+        oauth_request(request, services, form, None, tx)
+    )
+    return _no_store(response)
 
 
 def _token(request: Request, services: Services, form: list[tuple[str, str]]) -> Response:

@@ -227,7 +227,7 @@ def usable_refresh_token(tx: Tx, value: str, *, now: datetime | None = None) -> 
     """The refresh token ``value`` if it may be used; None if unknown, revoked or expired.
 
     A token already rotated away came back: someone holds a copy, so its whole grant is
-    revoked (committed at once) and None returned.
+    revoked and None returned (the token route commits a refused request's writes too).
     """
     when = now or utcnow()
     row = tx.one(_REFRESH_STATE, {"refresh_hash": _secrets.digest(value), "now": when})
@@ -237,7 +237,7 @@ def usable_refresh_token(tx: Tx, value: str, *, now: datetime | None = None) -> 
     if revoked:
         return None
     if rotated:
-        revoke_grant(tx.session, grant_id, now=when)
+        tx.count(_REVOKE_GRANT, {"grant_id": grant_id, "now": when})
         return None
     if expired:
         return None
@@ -249,14 +249,15 @@ def usable_refresh_token(tx: Tx, value: str, *, now: datetime | None = None) -> 
 def rotate_refresh_token(tx: Tx, token: RefreshToken, *, now: datetime | None = None) -> bool:
     """Mark a refresh token used; False (and the grant revoked) if someone used it first.
 
-    Does not commit a successful rotation: the caller commits it with the new token
-    (``OAuthServer.save_token``), one write transaction per refresh. Until then the
+    Does not commit: the token route commits the rotation with the new token (or the
+    revocation with the refusal), one write transaction per refresh, or per group of
+    refreshes (``api.group_commit``). Until then the
     conditional UPDATE holds the row (on SQLite, the database), so a concurrent use of the
     same token waits, then matches no row and revokes the grant.
     """
     when = now or utcnow()
     if tx.count(_ROTATE, {"token_id": token.id, "now": when}) != 1:
-        revoke_grant(tx.session, token.grant_id, now=when)
+        tx.count(_REVOKE_GRANT, {"grant_id": token.grant_id, "now": when})
         return False
     return True
 
