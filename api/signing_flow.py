@@ -11,6 +11,7 @@ approval). It lives in ``api/`` because neither package may import the other.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,7 +25,7 @@ from identity.errors import IdentityError
 from identity.models import ApprovalRequest, Citizen
 from keys import crl as crls
 from keys.blobs import BlobStore
-from keys.ca import CertState
+from keys.ca import CertState, Issuer
 from keys.models import CertificateRecord, as_utc, utcnow
 from keys.profiles import Profile
 from signing import (
@@ -145,6 +146,9 @@ async def start(
         stamp=stamp,
         reason=reason,
         location=location,
+        # A single signer's upload is this session's alone: the finish turns it into the
+        # signed document. Envelope versions are shared, so their finish copies.
+        consume_source=envelope_id is None,
     )
 
     def record() -> Started:
@@ -209,14 +213,35 @@ async def advance(services: Services, blobs: BlobStore, public_id: str, citizen_
     step = await run_in_threadpool(_next_step, services, public_id, citizen_id)
     if isinstance(step, SigningSession):
         return step
-    return await _finish(services, blobs, public_id, citizen_id, *step)
+    return await _finish(services, blobs, public_id, citizen_id, step)
 
 
-def _next_step(
-    services: Services, public_id: str, citizen_id: int
-) -> SigningSession | tuple[bytes, Prepared]:
-    """The session as it now stands, or the (signature, prepared PDF) this caller has
-    claimed to finish."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Claimed:
+    """A session this caller has claimed to finish."""
+
+    signature: bytes
+    prepared: Prepared
+    consume_source: bool
+    """The upload is the session's alone (no envelope): it becomes the signed document."""
+
+
+def _claimed(row: SigningSession, signature: bytes) -> _Claimed:
+    return _Claimed(
+        signature=signature,
+        prepared=Prepared.from_bytes(row.prepared),
+        consume_source=row.envelope_id is None,
+    )
+
+
+def signed_blob_id(public_id: str) -> str:
+    """The signed document's blob of a session that consumes its upload: fixed, so a
+    finish retried after a crash finds the output of the one before."""
+    return hashlib.sha256(f"signed:{public_id}".encode()).hexdigest()[:32]
+
+
+def _next_step(services: Services, public_id: str, citizen_id: int) -> SigningSession | _Claimed:
+    """The session as it now stands, or what this caller has claimed to finish."""
     with services.session() as db:
         row = find(db, public_id, citizen_id)
         if row.state == "finishing" and (abandoned := _abandoned(db, row)) is not None:
@@ -236,17 +261,17 @@ def _next_step(
             return row
         if not _claim(db, row, "awaiting_signature", "finishing"):
             return row
-        return request.signature, Prepared.from_bytes(row.prepared)
+        return _claimed(row, request.signature)
 
 
-def _abandoned(db: Session, row: SigningSession) -> tuple[bytes, Prepared] | None:
+def _abandoned(db: Session, row: SigningSession) -> _Claimed | None:
     """The signature and prepared PDF of a session left ``finishing`` by a dead instance."""
     request = db.exec(select(ApprovalRequest).where(ApprovalRequest.public_id == row.approval_id)).first()
     if request is None or request.signature is None or request.answered_at is None:
         return None
     if as_utc(request.answered_at) > utcnow() - FINISHING_LEASE:
         return None
-    return request.signature, Prepared.from_bytes(row.prepared)
+    return _claimed(row, request.signature)
 
 
 async def _finish(
@@ -254,17 +279,17 @@ async def _finish(
     blobs: BlobStore,
     public_id: str,
     citizen_id: int,
-    signature: bytes,
-    prepared: Prepared,
+    claimed: _Claimed,
 ) -> SigningSession:
     try:
-        out = blobs.path(blobs.new_id())
+        out = blobs.path(signed_blob_id(public_id) if claimed.consume_source else blobs.new_id())
         await async_finish(
-            prepared,
-            signature,
+            claimed.prepared,
+            claimed.signature,
             out=out,
             timestamper=InProcessTimeStamper(lambda der: services.tsa.respond(der, now=utcnow()).der),
             validation=revocation_source(services),
+            consume_source=claimed.consume_source,
         )
         state, signed, reason = "completed", out.name, None
     except SigningError as exc:
@@ -274,8 +299,8 @@ async def _finish(
         with services.session() as db:
             row = find(db, public_id, citizen_id)
             if not _claim(db, row, "finishing", state, signed_blob=signed, failure_reason=reason):
-                if signed is not None:  # another finisher won: ours is a spare copy
-                    blobs.delete(signed)
+                if signed is not None and signed != row.signed_blob:
+                    blobs.delete(signed)  # another finisher won: ours is a spare copy
                 return row
             _settle_envelope(db, row)
             if state == "completed":
@@ -297,9 +322,9 @@ def _settle_envelope(db: Session, row: SigningSession) -> None:
 def revocation_source(services: Services) -> InProcessRevocation:
     pki = services.pki
 
-    def current_crls() -> list[bytes]:
+    def current_crls(*issuers: Issuer) -> list[bytes]:
         with services.session() as db:
-            return [crls.current(db, services.keystore, issuer).der for issuer in (pki.root, pki.citizen_ca)]
+            return [crls.current(db, services.keystore, issuer).der for issuer in issuers]
 
     return InProcessRevocation(
         trust_roots=(pki.root.certificate.dump(),),
@@ -310,7 +335,8 @@ def revocation_source(services: Services) -> InProcessRevocation:
         ),
         ocsp_issuers=(pki.citizen_ca.certificate.dump(),),
         ask_ocsp=lambda der: services.ocsp.respond(der, now=utcnow()).der,
-        crls=current_crls,
+        crls=lambda: current_crls(pki.root, pki.citizen_ca),
+        root_crls=lambda: current_crls(pki.root),
     )
 
 
@@ -342,7 +368,9 @@ def sweep(services: Services, blobs: BlobStore) -> int:
             if row.state == "finishing" and _abandoned(db, row) is None:
                 continue  # another instance is writing it; next sweep (unless it died)
             prepared_path = Prepared.from_bytes(row.prepared).prepared_path if row.prepared else None
-            for blob in (row.source_blob, row.signed_blob):
+            # A finish that died after making the signed document but before recording
+            # it left it under its fixed name.
+            for blob in (row.source_blob, row.signed_blob, signed_blob_id(row.public_id)):
                 if blob:
                     blobs.delete(blob)
             if prepared_path is not None and prepared_path.parent == blobs.directory:

@@ -4,7 +4,9 @@ For PDFs of 1 to 100 MB (the multi-page documents of ``bench_signing.py``: compr
 text and an incompressible image per page), measured in the same run:
 
 * signing, server side, each cell in a fresh process (``bench_signing.run_child``): ours at
-  B-B and B-LTA, and pyHanko's default ``PdfSigner.sign_pdf`` at B-B (the reference);
+  B-B and B-LTA, as the service's single-signer flow runs it (each signature consumes its
+  own durable copy of the document, made before the clock starts, as the upload is), and
+  pyHanko's default ``PdfSigner.sign_pdf`` at B-B (the reference);
 * validation, in process, of the same document signed by the service at B-LTA: ours
   (``verification.async_validate_document``: every check, the AdES processes, the report)
   and pyHanko's plain ``validate_pdf_signature`` (the reference);

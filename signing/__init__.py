@@ -4,7 +4,9 @@
 unchanged, until the signature is finished) and returns a ``Prepared`` whose
 ``digest_to_sign`` the citizen's app signs as a digest; ``async_finish`` checks that
 signature and completes the requested level (B-B, B-T, B-LT, B-LTA) with our own TSA,
-OCSP responder and CRLs, asked in process. Nothing here fetches a URL.
+OCSP responder and CRLs, asked in process. Nothing here fetches a URL. A caller that
+owns the uploaded file alone passes ``consume_source=True`` to both: the upload itself
+then becomes the signed file, without a copy.
 """
 
 from ._document import DocumentInfo, check_document

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import threading
@@ -43,6 +44,8 @@ class SignedOutput:
         self._finished = False
         self._copying = asyncio.ensure_future(asyncio.to_thread(self._copy, parts, draft_of))
         self._syncing: asyncio.Future[None] | None = None
+        self.prefix: hashlib._Hash | None = None
+        """The hash state after the source's bytes, when known (for the document time stamp)."""
 
     def _copy(self, parts: Sequence[Path], draft_of: Path | None) -> _Copy:
         if draft_of is not None and (taken := _draft.take(draft_of, self.part)) is not None:

@@ -5,7 +5,8 @@ a visible stamp, a field that is already there, or a document of an unusual shap
 through pyHanko's ``PdfSigner`` and incremental writer. Either way only the update is
 written (to a ``.part`` file, made durable, then renamed), and the document digest is
 the original's hash (``OriginalDigest``, in a thread from the start for a big file)
-continued with the update around the /Contents placeholder.
+continued with the update around the /Contents placeholder. A copy of the original's
+hash state is kept (``_prefix``) for the document time stamp of B-LTA.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from keys.errors import ServiceError
 from keys.keystore import HashAlgorithm
 
-from . import _draft
+from . import _draft, _prefix
 from ._document import damaged, field_name_for, open_source, page_box, writer_for
 from ._streams import CHUNK_SIZE, EARLY_SYNC_MIN, AppendedUpdate, BackgroundSync, OriginalDigest
 from ._update import FieldUpdate, invisible_field_update
@@ -71,11 +72,18 @@ class FieldRequest:
 
 
 def write_prepared(
-    source: Path, workdir: Path, request: FieldRequest, signer: Callable[[], signers.ExternalSigner]
+    source: Path,
+    workdir: Path,
+    request: FieldRequest,
+    signer: Callable[[], signers.ExternalSigner],
+    *,
+    copy_ahead: bool = True,
 ) -> Written:
     """Write the update that adds the field to ``source`` into ``workdir``. ``signer``
     is called only for pyHanko's writer (a stamp, an unusual document): building one
-    costs more than our whole update."""
+    costs more than our whole update. ``copy_ahead`` starts the output's copy (``_draft``);
+    without it (the finish will consume ``source``) nothing is copied. The hash state
+    after ``source``'s bytes is kept for the document time stamp (``_prefix``)."""
     token = secrets.token_hex(16)
     part, final = workdir / f".{token}.part", workdir / f"{token}.pdf"
     with source.open("rb") as stream:
@@ -86,7 +94,7 @@ def write_prepared(
             # The output's copy of a big document starts at once, beside the parse and
             # the hash (``_draft``; given up if the document is refused); a small one's
             # once the update is written (a thread for a millisecond's copy is not worth it).
-            if seen.st_size >= EARLY_SYNC_MIN:
+            if copy_ahead and seen.st_size >= EARLY_SYNC_MIN:
                 draft = _draft.Draft(source, workdir, source_size=seen.st_size)
             reader, existing = open_source(stream)
             name = field_name_for(existing, request.field_name)
@@ -111,6 +119,8 @@ def write_prepared(
                 # original is hashed.
                 nonlocal draft
                 part.replace(final)
+                if not copy_ahead:
+                    return
                 if draft is None:
                     draft = _draft.Draft(source, workdir, source_size=seen.st_size)
                 draft.complete(final, size=seen.st_size + size)
@@ -133,6 +143,7 @@ def write_prepared(
                     raise InvalidDocument(f"the document cannot take this signature: {exc}") from exc
                 # A hostile file can make the writer raise anything.
                 raise damaged(exc, "the PDF is damaged and cannot be signed") from exc
+            _prefix.remember(source, seen, request.hash_algorithm.value, hashing.result())
         finally:
             if draft is not None:
                 draft.abandon()

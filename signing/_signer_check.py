@@ -209,7 +209,8 @@ def _configured_cas(source: InProcessRevocation) -> dict[bytes, _Ca]:
 async def _root_crls(source: InProcessRevocation, root: x509.Certificate) -> list[bytes]:
     """The current CRLs issued by ``root`` (DER), as the full path would gather them."""
     try:
-        current = [bytes(der) for der in await maybe_await(source.crls())]
+        crls = source.root_crls or source.crls
+        current = [bytes(der) for der in await maybe_await(crls())]
         found = [der for der in current if _crl_facts(der)[0] == root.subject.dump()]
     except Exception as exc:  # noqa: BLE001 - a database or key store failure, or bad DER
         raise TrustServiceUnavailable("the current CRLs are not available") from exc

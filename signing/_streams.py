@@ -139,6 +139,7 @@ class OriginalDigest:
         self._error: OSError | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ran = False
         if size >= EARLY_SYNC_MIN:
             self._thread = threading.Thread(target=self._run, name="signing-hash", daemon=True)
             self._thread.start()
@@ -160,9 +161,12 @@ class OriginalDigest:
         return self._thread is not None
 
     def result(self) -> hashlib._Hash:
-        """A copy of the hash over the whole original, to go on with."""
+        """A copy of the hash over the whole original, to go on with (the file is
+        read once, however often this is asked)."""
         if self._thread is None:
-            self._run()
+            if not self._ran:
+                self._ran = True
+                self._run()
         else:
             self._thread.join()
         if self._error is not None:

@@ -7,7 +7,11 @@ as a digest. ``async_finish`` checks that signature, wraps it in the CMS, adds t
 signature time stamp, and for B-LT/B-LTA the DSS and the document time stamp.
 
 Nothing is kept in memory between the two steps: ``Prepared``, the prepared file (the
-incremental update) and the document it continues are all the state there is.
+incremental update) and the document it continues are all the state there is. (The
+hash state after the document, kept in memory by ``_prefix``, only spares B-LTA's
+document time stamp a second pass over it; without it the file is hashed again.)
+A caller that owns the document alone lets the finish turn it into the output
+(``consume_source``, ``_consume``) instead of copying it.
 
 B-B and B-T check the signer's certificate the quick way (``_signer_check``): the chain
 above it remembered per root CRL, the signer's own fresh OCSP answer every time. B-LT
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from asn1crypto import cms, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
@@ -34,18 +39,26 @@ from pyhanko.sign.signers.pdf_signer import (
     PdfTBSDocument,
     PostSignInstructions,
     PreSignValidationStatus,
-    TimestampDSSContentSettings,
 )
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from keys.keystore import HashAlgorithm
 
+from . import _prefix
 from ._attributes import async_signed_attributes
-from ._cms import hash_algorithm_for, timestamp_certificates, verify_signature
+from ._cms import (
+    hash_algorithm_for,
+    timestamp_certificates,
+    timestamp_token_size,
+    verify_signature,
+)
+from ._consume import ConsumedOutput
+from ._doc_timestamp import async_add_document_timestamp
 from ._output import SignedOutput
 from ._prepare import FieldRequest, write_prepared
 from ._signed_data import async_signed_data
@@ -70,12 +83,10 @@ from .validation import (
 )
 
 # The DSS goes into its own revision after the signature (B-LT), or into the document
-# time stamp's revision (B-LTA), so the last signature still covers the whole file.
-# No VRI: deprecated by PAdES, and it would force a second DSS update after the time stamp.
-_DSS_SETTINGS = DSSContentSettings(
-    include_vri=False,
-    next_ts_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
-)
+# time stamp's revision (B-LTA, ``_doc_timestamp``), so the last signature still covers
+# the whole file. No VRI: deprecated by PAdES, and it would force a second DSS update
+# after the time stamp.
+_DSS_SETTINGS = DSSContentSettings(include_vri=False)
 _TOKEN_ALLOWANCE = 8192
 """Bytes kept free in /Contents for the time-stamp token and the CMS structure."""
 
@@ -92,13 +103,16 @@ async def async_prepare(
     reason: str | None = None,
     location: str | None = None,
     now: datetime | None = None,
+    consume_source: bool = False,
 ) -> Prepared:
     """Prepare ``source`` for a signature by ``signer_certificate``; write the prepared
     file (the incremental update) into ``workdir`` (which must exist). ``source`` must
     stay where it is, unchanged, until the signature is finished (``async_finish``
     refuses a changed one). ``chain`` is the certificates above the signer's that go
     into the CMS. ``reason`` and ``location`` go into the signature dictionary and onto
-    the stamp. ``now`` is the claimed signing time."""
+    the stamp. ``now`` is the claimed signing time. ``consume_source`` says the finish
+    will consume ``source`` (``async_finish(..., consume_source=True)``), so no copy of it
+    is started for the output."""
     chosen = _level(level)
     cert, *chain_certs = load_certificates([signer_certificate, *chain], "signer")
     hash_algorithm = hash_algorithm_for(cert)
@@ -116,7 +130,9 @@ async def async_prepare(
         reserved=2 * (len(signer_certificate) + sum(len(der) for der in chain) + _TOKEN_ALLOWANCE),
     )
     try:
-        written = await asyncio.to_thread(write_prepared, source, workdir, request, signer)
+        written = await asyncio.to_thread(
+            write_prepared, source, workdir, request, signer, copy_ahead=not consume_source
+        )
     except OSError as exc:
         raise SigningError(f"cannot read the document or write the prepared file: {exc}") from exc
     digest = written.digest
@@ -153,6 +169,7 @@ async def async_finish(
     out: Path,
     timestamper: TimeStamper | None,
     validation: ValidationData | ValidationSource,
+    consume_source: bool = False,
 ) -> Path:
     """Embed ``signature`` (over ``prepared.digest_to_sign``) and complete the level.
 
@@ -161,16 +178,35 @@ async def async_finish(
     revocation data, no fetching). The result is written to a temporary file next to
     ``out`` and renamed; the prepared file is left as it was, so a retry can finish it
     again. ``timestamper`` is needed from B-T up (our TSA, e.g. ``InProcessTimeStamper``).
+
+    With ``consume_source`` the source file itself becomes ``out`` (``_consume``): for a
+    caller that owns a durable source alone, it saves the copy and the ``fsync`` of the
+    whole document. A retry with the same ``out`` after success returns ``out`` as it
+    is, without signing again; ``PreparedDocumentMissing`` if the source was used up and
+    ``out`` is not its result. ``out`` must be on the source's file system.
     """
     cert, *chain = load_certificates([prepared.signer_certificate, *prepared.chain], "signer")
     verify_signature(cert, prepared.digest_to_sign, prepared.hash_algorithm, signature)
-    _check_prepared_file(prepared)
     level = prepared.level
     if level.has_timestamp and timestamper is None:
         raise InvalidSigningRequest(f"level {level} needs a time-stamping authority")
-    # From here on the copy of the prepared file runs in a thread beside the rest.
-    draft_of = prepared.prepared_path if prepared.source_path is not None else None
-    output = SignedOutput(prepared.parts, out, draft_of=draft_of)
+    output: SignedOutput | ConsumedOutput
+    if consume_source and prepared.source_path is not None:
+        _check_prepared_file(prepared, with_source=False)
+        try:
+            consumed = await ConsumedOutput.open(prepared, out)
+        except OSError as exc:
+            raise SigningError(f"cannot write the signed document: {exc}") from exc
+        if consumed is None:
+            return out  # an earlier finish of this state made it
+        output = consumed
+    else:
+        seen = _check_prepared_file(prepared)
+        # From here on the copy of the prepared file runs in a thread beside the rest.
+        draft_of = prepared.prepared_path if prepared.source_path is not None else None
+        output = SignedOutput(prepared.parts, out, draft_of=draft_of)
+        if seen is not None and prepared.source_path is not None and level is Level.B_LTA:
+            output.prefix = _prefix.recall(prepared.source_path, seen, prepared.hash_algorithm.value)
     try:
         await _complete(prepared, signature, cert, chain, output, timestamper, validation)
     except TimestampRequestError as exc:
@@ -193,7 +229,7 @@ async def _complete(
     signature: bytes,
     cert: x509.Certificate,
     chain: list[x509.Certificate],
-    output: SignedOutput,
+    output: SignedOutput | ConsumedOutput,
     timestamper: TimeStamper | None,
     validation: ValidationData | ValidationSource,
 ) -> None:
@@ -241,21 +277,46 @@ async def _complete(
     context = await _context(validation, cert, chain, tsa_certs)
     try:
         signer_path, tsa_paths = await _validate_paths(context, cert, chain, tsa_signers, tsa_certs)
-        instructions = PostSignInstructions(
-            validation_info=PreSignValidationStatus(
-                signer_path=signer_path,
-                validation_paths=[signer_path, *tsa_paths],
-                ocsps_to_embed=list(context.ocsps),
-                crls_to_embed=list(context.crls),
-            ),
-            timestamper=timestamper if level is Level.B_LTA else None,
-            timestamp_md_algorithm=prepared.hash_algorithm.value,
-            dss_settings=_DSS_SETTINGS,
-            # The root goes into the DSS too: pyHanko's LTA validation looks for the
-            # issuer of the root CRL among the DSS certificates, not the trust roots.
-            embed_roots=True,
-        )
-        await _embed(prepared, signature_cms, output, instructions, context)
+        paths = [signer_path, *tsa_paths]
+        ocsps, crls = list(context.ocsps), list(context.crls)
+        if level is Level.B_LT:
+            instructions = PostSignInstructions(
+                validation_info=PreSignValidationStatus(
+                    signer_path=signer_path, validation_paths=paths, ocsps_to_embed=ocsps, crls_to_embed=crls
+                ),
+                timestamper=None,
+                dss_settings=_DSS_SETTINGS,
+                # The root goes into the DSS too: pyHanko's LTA validation looks for the
+                # issuer of the root CRL among the DSS certificates, not the trust roots.
+                embed_roots=True,
+            )
+            await _embed(prepared, signature_cms, output, instructions, context)
+        else:
+            # B-LTA: the DSS and the document time stamp in one revision, as pyHanko's
+            # post-signing step writes them, but hashed from the kept state (``_doc_timestamp``).
+            assert timestamper is not None and isinstance(signature_cms, cms.ContentInfo)
+            await _embed(prepared, signature_cms, output, None, None)
+
+            def add_dss(writer: IncrementalPdfFileWriter) -> object:
+                return DocumentSecurityStore.supply_dss_in_writer(
+                    writer,
+                    None,
+                    paths=paths,
+                    validation_context=context,
+                    ocsps=ocsps,
+                    crls=crls,
+                    embed_roots=True,
+                )
+
+            await async_add_document_timestamp(
+                await output.stream(),
+                add_dss=add_dss,
+                timestamper=timestamper,
+                algorithm=prepared.hash_algorithm.value,
+                prefix=output.prefix,
+                prefix_size=prepared.source_size,
+                token_size_hint=timestamp_token_size(signature_cms),
+            )
         await output.commit()
     finally:
         await context.aclose()  # type: ignore[no-untyped-call]
@@ -305,7 +366,7 @@ async def _context(
 async def _embed(
     prepared: Prepared,
     signature_cms: bytes | cms.ContentInfo,
-    output: SignedOutput,
+    output: SignedOutput | ConsumedOutput,
     instructions: PostSignInstructions | None,
     context: ValidationContext | None,
 ) -> None:
@@ -325,15 +386,18 @@ async def _embed(
     )
 
 
-def _check_prepared_file(prepared: Prepared) -> None:
+def _check_prepared_file(prepared: Prepared, *, with_source: bool = True) -> os.stat_result | None:
     """The prepared file is there, has its size, and its placeholder is still empty; the
-    document it continues is there with the size and modification time it had."""
+    document it continues (``with_source``) is there with the size and modification
+    time it had. Its ``stat``, if there is one."""
     try:
         with prepared.prepared_path.open("rb") as stream:
             size = os.fstat(stream.fileno()).st_size
             stream.seek(prepared.reserved_region_start - prepared.source_size)
             region = stream.read(prepared.reserved_region_end - prepared.reserved_region_start)
-        source = prepared.source_path.stat() if prepared.source_path is not None else None
+        source = None
+        if prepared.source_path is not None and with_source:
+            source = prepared.source_path.stat()
     except OSError as exc:
         raise PreparedDocumentMissing("the prepared document is no longer available; start again") from exc
     empty = b"<" + b"0" * (len(region) - 2) + b">"
@@ -344,6 +408,7 @@ def _check_prepared_file(prepared: Prepared) -> None:
         prepared.source_mtime_ns,
     ):
         raise PreparedDocumentMissing("the document to sign was changed; start again")
+    return source
 
 
 def _registry(certs: list[x509.Certificate]) -> SimpleCertificateStore:

@@ -77,6 +77,10 @@ class InProcessRevocation:
     """Asks the OCSP responder."""
     crls: CrlCallable
     """Returns the current CRLs."""
+    root_crls: CrlCallable | None = None
+    """Returns the current CRLs of the trust roots alone, if that is cheaper than all of
+    ``crls`` (the quick check of B-B and B-T needs no other: the signer's status comes
+    from OCSP); None: ``crls``."""
 
     async def async_validation_data(self, certificates: Sequence[x509.Certificate]) -> ValidationData:
         known = load_certificates(self.trust_roots + self.certificates, "trust configuration")

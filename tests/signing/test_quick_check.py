@@ -37,7 +37,7 @@ from signing import (
 )
 from tests.conftest import IssuedCitizen, issue_citizen
 from tests.signing.conftest import Trust, issue_signing_certificate, make_pdf, run, sign_digest
-from tests.signing.witnesses import async_pyhanko_report
+from tests.signing.witnesses import async_pyhanko_report, pdfsig
 
 QUICK = [Level.B_B, Level.B_T]
 
@@ -304,3 +304,31 @@ def test_the_chain_is_validated_again_after_the_bound(
     for moment in (start, start + timedelta(minutes=1), start + _signer_check.CHAIN_MEMO_LIFETIME):
         run(_signer_check.async_check_signer(source, cert, now=moment))
     assert calls == ["issuing CA's", "issuing CA's"]
+
+
+def test_the_root_crls_alone_when_the_source_offers_them(
+    trust: Trust, signers: dict[str, IssuedCitizen], nss_db: str, tmp_path: Path
+) -> None:
+    """``root_crls`` spares the quick check the Citizen CA's CRL; the full path still
+    takes every CRL, and a root CRL missing from it is a refusal, not a pass."""
+    asked: list[str] = []
+
+    def every_crl() -> list[bytes]:
+        asked.append("all")
+        return trust.current_crls()
+
+    def root_crls() -> list[bytes]:
+        asked.append("root")
+        return trust.current_crls()[:1]
+
+    source = dataclasses.replace(trust.revocation(), crls=every_crl, root_crls=root_crls)
+    out = _sign(trust, signers["p256"], tmp_path, Level.B_B, "out.pdf", source=source)
+    assert asked == ["root"]
+    assert "Signature Validation: Signature is Valid." in pdfsig(nss_db, out)[0]
+    out = _sign(trust, signers["p256"], tmp_path, Level.B_LT, "lt.pdf", source=source)
+    assert "all" in asked[1:]
+
+    wrong = dataclasses.replace(source, root_crls=lambda: trust.current_crls()[1:])
+    with pytest.raises(TrustServiceUnavailable, match="CRL"):
+        _sign(trust, signers["p256"], tmp_path, Level.B_B, "none.pdf", source=wrong)
+    assert not (tmp_path / "none.pdf").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api import signing_flow
 from tests.conftest import RunningServer
 from tests.identity.protocol_client import ProtocolApp
 from tests.identity.test_login_with_app import fresh_code
@@ -73,6 +74,11 @@ def test_sign_a_pdf(server: RunningServer, app: ProtocolApp, tmp_path: Path, nss
         assert len(report) == 2  # the signature and the document time stamp
     else:
         assert "Total document signed" in lines
+    # A single signer's upload became the signed document (no copy), under the fixed
+    # name a retried finish looks for; it starts with the uploaded bytes.
+    stored = server.env.data_dir / "documents" / signing_flow.signed_blob_id(session["id"])
+    assert stored.read_bytes() == signed.content
+    assert signed.content.startswith(pdf.read_bytes())
 
 
 def test_refused_and_bad_documents(server: RunningServer, app: ProtocolApp, tmp_path: Path) -> None:
