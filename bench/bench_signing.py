@@ -291,59 +291,21 @@ class Signer:
         from cryptography.hazmat.primitives import serialization
         from pyhanko.sign import signers
         from pyhanko_certvalidator.registry import SimpleCertificateStore
-        from sqlmodel import Session, select
 
-        from api import db
-        from api.services import open_keystore, pki_config
-        from keys import crl
-        from keys.models import CertificateRecord, utcnow
-        from keys.ocsp import OcspResponder, StatusRow
-        from keys.pki import load
-        from keys.tsa import TimeStampAuthority
-        from signing import InProcessRevocation, InProcessTimeStamper
+        from api.services import Services
+        from api.signing_flow import revocation_source
+        from keys.models import utcnow
+        from signing import InProcessTimeStamper
 
         self.scenario, self.workdir = scenario, workdir / f"run-{os.getpid()}"
         self.workdir.mkdir()
-        self.engine = db.make_engine(settings.resolved_database_url)
-        self.keystore = open_keystore(settings)
-        self.session = Session(self.engine)
-        pki = self.pki = load(self.session, self.keystore, pki_config(settings))
-
-        def status(serial: str) -> StatusRow | None:
-            with Session(self.engine) as session:
-                row = session.exec(
-                    select(CertificateRecord)
-                    .where(CertificateRecord.serial == serial)
-                    .where(CertificateRecord.issuer == pki.citizen_ca.name)
-                ).first()
-            if row is None:
-                return None
-            return StatusRow(
-                state=row.state,
-                revoked_at=row.revoked_at,
-                reason=row.revocation_reason,
-                revision=row.revision,
-            )
-
-        ocsp = OcspResponder(
-            issuer=pki.citizen_ca, signer=pki.ocsp_responder, keystore=self.keystore, lookup=status
-        )
-        tsa = TimeStampAuthority(identity=pki.tsa, keystore=self.keystore, policy=pki.config.policies.tsa)
-        root, ca = bytes(pki.root.certificate.dump()), bytes(pki.citizen_ca.certificate.dump())
-        self.timestamper = InProcessTimeStamper(lambda der: tsa.respond(der, now=utcnow()).der)
-        self.revocation = InProcessRevocation(
-            trust_roots=(root,),
-            certificates=tuple(
-                bytes(c.dump())
-                for c in (pki.citizen_ca.certificate, pki.tsa.certificate, pki.ocsp_responder.certificate)
-            ),
-            ocsp_issuers=(ca,),
-            ask_ocsp=lambda der: ocsp.respond(der, now=utcnow()).der,
-            crls=lambda: [
-                crl.current(self.session, self.keystore, issuer).der for issuer in (pki.root, pki.citizen_ca)
-            ],
-            root_crls=lambda: [crl.current(self.session, self.keystore, pki.root).der],
-        )
+        # The service's own trust services and wiring: the OCSP responder and its status
+        # lookup, the TSA, and the revocation source the signing flow finishes with.
+        self.services = Services.start(settings)
+        pki = self.services.pki
+        self.timestamper = InProcessTimeStamper(lambda der: self.services.tsa.respond(der, now=utcnow()).der)
+        self.revocation = revocation_source(self.services)
+        ca = bytes(pki.citizen_ca.certificate.dump())
         self.cert_der, self.chain = (workdir / "signer.der").read_bytes(), [ca]
         key_pem = (workdir / "signer.key").read_bytes()
         self.key = serialization.load_pem_private_key(key_pem, password=None)
@@ -414,9 +376,7 @@ class Signer:
 
     def close(self) -> None:
         self.loop.close()
-        self.session.close()
-        self.keystore.close()
-        self.engine.dispose()
+        self.services.close()
         self.workdir.rmdir()
 
 

@@ -8,8 +8,10 @@ its validity.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from asn1crypto import crl
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
@@ -22,10 +24,49 @@ from .models import CertificateRecord, CrlRecord, as_utc, utcnow
 DEFAULT_VALIDITY = timedelta(hours=24)
 
 
+_TABLE = CrlRecord.__table__  # type: ignore[attr-defined]
+# Which CRL is the latest: three small columns, not the (possibly large) DER.
+_LATEST = (
+    sa.select(_TABLE.c.id, _TABLE.c.number, _TABLE.c.this_update)
+    .where(_TABLE.c.issuer == sa.bindparam("issuer"))
+    .order_by(_TABLE.c.number.desc())
+    .limit(1)
+)
+_BY_ID = select(CrlRecord).where(col(CrlRecord.id) == sa.bindparam("id"))
+_loaded: dict[tuple[str, str], tuple[tuple[object, ...], CrlRecord]] = {}
+_loaded_lock = threading.Lock()
+
+
 def _latest(session: Session, issuer: str) -> CrlRecord | None:
-    return session.exec(
-        select(CrlRecord).where(CrlRecord.issuer == issuer).order_by(col(CrlRecord.number).desc()).limit(1)
-    ).first()
+    """The issuer's latest CRL. A published CRL never changes, so its record is loaded
+    once per process (per database and issuer) and reused while it is the latest; which
+    one is the latest is asked every time, so a new CRL (a revocation) is seen at once.
+    Signing asks for the current CRLs on every signature: loading the record was a tenth
+    of a 1 MB signature's time."""
+    found = session.execute(_LATEST, {"issuer": issuer}).first()
+    if found is None:
+        return None
+    place = (str(session.get_bind().engine.url), issuer)
+    identity = tuple(found)
+    with _loaded_lock:
+        kept = _loaded.get(place)
+    if kept is not None and kept[0] == identity:
+        return kept[1]
+    row = session.exec(_BY_ID, params={"id": found.id}).first()
+    if row is None:
+        return None
+    # A copy outside any session: callers read it after their session has closed.
+    record = CrlRecord(
+        id=row.id,
+        issuer=row.issuer,
+        number=row.number,
+        this_update=row.this_update,
+        next_update=row.next_update,
+        der=row.der,
+    )
+    with _loaded_lock:
+        _loaded[place] = (identity, record)
+    return record
 
 
 def build(
