@@ -77,7 +77,7 @@ class GroupCommit:
         future: asyncio.Future[_T] = loop.create_future()
         job = _Job(function, future, loop, contextvars.copy_context())
         if self._thread is None or self._closed:
-            self._start()  # or "closed"
+            self._start()  # raises once closed: a job queued then would never run
         self._queue.put(job)
         return await future
 

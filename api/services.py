@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from identity.answering import Answering
 from identity.certificates import CertificateChecker
+from identity.dbapi import Prepared
 from identity.errors import WebEidRejected
 from identity.oauth.jws import SigningKey
 from identity.oauth.keys import KeyRing
@@ -73,6 +74,8 @@ _TABLE = CertificateRecord.__table__  # type: ignore[attr-defined]
 _STATUS_QUERY = select(
     _TABLE.c.state, _TABLE.c.revoked_at, _TABLE.c.revocation_reason, _TABLE.c.revision
 ).where(_TABLE.c.serial == bindparam("serial"), _TABLE.c.issuer == bindparam("issuer"))
+
+_STATUS_STATEMENT = Prepared(_STATUS_QUERY)  # the same, on an answer's own connection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,7 +169,7 @@ class Services:
             respond=lambda request_der, now, lookup: (
                 self.ocsp.respond(request_der, now=now, lookup=lookup).der
             ),
-            status_statement=_STATUS_QUERY,
+            status_statement=_STATUS_STATEMENT,
             issuer_name=self.pki.citizen_ca.name,
             fallback_lookup=self._certificate_status,
         )

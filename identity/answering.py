@@ -30,7 +30,7 @@ from keys.errors import ServiceError
 from keys.ocsp import Lookup, StatusRow
 
 from . import app_tokens
-from .approvals import ApprovalState, transition_statement
+from .approvals import ApprovalState, write_transition
 from .certificates import RECORD, CertificateChecker
 from .dbapi import Prepared, Tx
 from .errors import ApprovalNotFound, ApprovalRejected
@@ -72,7 +72,6 @@ _EXPIRE = Prepared(
 )
 _DEVICE = Prepared(app_tokens.DEVICE_AND_CITIZEN)
 _RECORD = Prepared(RECORD)
-_TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
 
 
 class _Row:
@@ -130,7 +129,7 @@ class Answering:
     audience: str
     checker: CertificateChecker
     respond: Callable[[bytes, datetime, Lookup], bytes]
-    status_statement: Any
+    status_statement: Prepared
     """The responder's status query (state, revoked_at, reason, revision by serial and issuer)."""
     issuer_name: str
     fallback_lookup: Lookup
@@ -202,7 +201,7 @@ class Answering:
         )
 
     def _lookup_in(self, tx: Tx) -> Lookup:
-        statement = _status_statement(self.status_statement)
+        statement = self.status_statement
 
         def lookup(serial: str) -> StatusRow | None:
             row = tx.one(statement, {"serial": serial, "issuer": self.issuer_name})
@@ -258,16 +257,6 @@ class Plan:
         return Answered(call.request_id, self.state.value)
 
 
-_STATUS: dict[int, Prepared] = {}
-
-
-def _status_statement(statement: Any) -> Prepared:
-    prepared = _STATUS.get(id(statement))
-    if prepared is None:
-        prepared = _STATUS[id(statement)] = Prepared(statement)
-    return prepared
-
-
 def _first(tx: Tx, statement: Prepared, names: dict[str, int], params: dict[str, Any]) -> _Row | None:
     row = tx.one(statement, params)
     return None if row is None else _Row(names, row)
@@ -280,10 +269,4 @@ def _read(tx: Tx, public_id: str, now: datetime) -> _Request | None:
 
 def _transition(tx: Tx, request_id: int, state: ApprovalState, now: datetime, **values: Any) -> bool:
     """Move a pending, unexpired request to ``state``; False when it no longer was."""
-    new = {"state": state.value, "answered_at": now, **values}
-    names = tuple(new)
-    statement = _TRANSITIONS.get(names)
-    if statement is None:
-        statement = _TRANSITIONS[names] = Prepared(transition_statement(names))
-    params = {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()}
-    return tx.count(statement, params) == 1
+    return write_transition(tx, request_id, state, now, **values) is not None

@@ -22,9 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from sqlalchemy import bindparam, delete, insert, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, delete, select, text
+from sqlmodel import Session
 
 from keys.models import utcnow
 
@@ -48,9 +47,8 @@ DEVICE_AND_CITIZEN = (
     .where(_DEVICES.c.public_id == bindparam("kid"))
 )
 _USED = UsedTokenId.__table__  # type: ignore[attr-defined]
-_INSERT_USED = insert(_USED).values(jti=bindparam("jti"), expires_at=bindparam("expires_at"))
-# For answers recorded in groups (``identity.answering``): a replay must not abort the
-# shared transaction (PostgreSQL would), so the conflict is a row count of 0, not an error.
+# A replay must not abort a transaction other answers share (``identity.answering``;
+# PostgreSQL would), so the conflict is a row count of 0, not an error.
 # On both dialects a concurrent insert of the same jti waits for the other transaction.
 _INSERT_USED_ONCE = Prepared(
     text(
@@ -110,15 +108,10 @@ def authenticate(
     url: str,
     audience: str,
     now: datetime | None = None,
-    consume: bool = True,
 ) -> AppCaller:
-    """Check the ``Authorization`` header of an app call; consume its ``jti``. Commits.
-
-    With ``consume=False`` the ``jti`` is not recorded yet: the caller must call
-    ``use_token`` before its first write, in the same transaction, and commit that also when
-    the call then fails. So the call's own change and the token's use are one transaction
-    (one commit), and the database's write lock is not held while the call checks things.
-    """
+    """Check the ``Authorization`` header of an app call and use up its ``jti``. Commits.
+    (The answer route checks and records in a transaction it shares with other answers:
+    ``check_token`` and ``use_token_once``, ``identity.answering``.)"""
     when = now or utcnow()
     caller = check_token(
         authorization,
@@ -128,9 +121,8 @@ def authenticate(
         audience=audience,
         now=when,
     )
-    if consume:
-        use_token(session, caller, now=when)
-        session.commit()
+    use_token_once(Tx(session), caller, now=when)
+    session.commit()
     return caller
 
 
@@ -186,19 +178,11 @@ def check_token(
     return caller
 
 
-def use_token(session: Session, caller: AppCaller, *, now: datetime | None = None) -> None:
-    """Record the ``jti`` of a call authenticated with ``consume=False``; does not commit.
-
-    ``AppAuthenticationFailed`` (and the session rolled back) if it was used before; a
-    concurrent use of the same token waits here for the first one's transaction to end.
-    """
-    assert caller.expires is not None
-    _consume_jti(session, caller.jti, expires=caller.expires, now=now or utcnow())
-
-
 def use_token_once(tx: Tx, caller: AppCaller, *, now: datetime) -> None:
-    """``use_token`` on a ``Tx`` that other calls share: a replay raises
-    ``AppAuthenticationFailed`` and leaves the transaction usable. Does not commit."""
+    """Record the call's ``jti``; does not commit. A replay raises
+    ``AppAuthenticationFailed`` and leaves the transaction usable (it may be shared with
+    other calls); a concurrent use of the same token waits for the first one's
+    transaction to end, then finds the row."""
     assert caller.expires is not None
     if _purge_due(now):
         tx.count(_PURGE_USED, {"now": now})
@@ -314,14 +298,3 @@ def _purge_due(now: datetime) -> bool:
         return False
     _last_purge[:] = [now]
     return True
-
-
-def _consume_jti(session: Session, jti: str, *, expires: datetime, now: datetime) -> None:
-    if _purge_due(now):
-        session.execute(delete(UsedTokenId).where(col(UsedTokenId.expires_at) < now))
-    try:
-        # Written at once (not left to a flush): a replay fails on the unique row right here.
-        session.execute(_INSERT_USED, {"jti": jti, "expires_at": expires})
-    except IntegrityError:
-        session.rollback()
-        raise AppAuthenticationFailed("this request token was already used") from None

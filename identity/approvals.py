@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from keys.models import as_utc, utcnow
 
 from . import _secrets
+from .dbapi import Prepared, Tx
 from .errors import ApprovalNotFound, ApprovalRejected, CitizenNotActive
 from .models import ApprovalRequest, Citizen
 
@@ -112,17 +113,15 @@ def _expire(session: Session, now: datetime, **filters: object) -> None:
 # Statements of the answer path, built once with bind parameters: building them anew on
 # every call cost more than running them.
 _BY_PUBLIC_ID = select(ApprovalRequest).where(col(ApprovalRequest.public_id) == bindparam("public_id"))
-_TRANSITIONS: dict[tuple[str, ...], Any] = {}
+_TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
 _TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
 
 
-def transition_statement(names: tuple[str, ...]) -> Any:
+def _transition_statement(names: tuple[str, ...]) -> Prepared:
     """The conditional UPDATE of a pending, unexpired request, setting ``names`` (``new_<name>``)."""
     statement = _TRANSITIONS.get(names)
     if statement is None:
-        # On the table, not the ORM entity: the ORM would evaluate the WHERE clause against
-        # the objects in the session to update them; ``_transition`` sets them itself.
-        statement = (
+        statement = Prepared(
             update(_TABLE)
             .where(_TABLE.c.id == bindparam("request_id"))
             .where(_TABLE.c.state == ApprovalState.PENDING.value)
@@ -131,6 +130,17 @@ def transition_statement(names: tuple[str, ...]) -> Any:
         )
         _TRANSITIONS[names] = statement
     return statement
+
+
+def write_transition(
+    tx: Tx, request_id: int, state: ApprovalState, now: datetime, **values: object
+) -> dict[str, object] | None:
+    """Move a pending, unexpired request to ``state`` with one conditional update; does not
+    commit. The values written, or None when the request was no longer pending (nothing
+    changed)."""
+    new = {"state": state.value, "answered_at": now, **values}
+    params = {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()}
+    return new if tx.count(_transition_statement(tuple(new)), params) == 1 else None
 
 
 def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest | None:
@@ -189,25 +199,14 @@ def for_browser(
     return request
 
 
-def _write_transition(
-    session: Session, request_id: int, state: ApprovalState, now: datetime, **values: object
-) -> dict[str, object] | None:
-    """Move a pending, unexpired request to ``state`` with one conditional update. Commits.
-    The values written, or None when the request was no longer pending (nothing changed)."""
-    new = {"state": state.value, "answered_at": now, **values}
-    result = session.execute(
-        transition_statement(tuple(new)),
-        {"request_id": request_id, "now": now} | {f"new_{name}": value for name, value in new.items()},
-    )
-    session.commit()
-    return new if result.rowcount == 1 else None  # type: ignore[attr-defined]
-
-
 def _transition(
     session: Session, request: ApprovalRequest, state: ApprovalState, now: datetime, **values: object
 ) -> bool:
     assert request.id is not None
-    written = _write_transition(session, request.id, state, now, **values)
+    # On the table, not through the ORM (which would evaluate the WHERE clause against the
+    # objects in the session): the request object is set below from what was written.
+    written = write_transition(Tx(session), request.id, state, now, **values)
+    session.commit()
     if written is None:
         session.refresh(request)  # someone else changed it: show what it is now
         return False

@@ -29,7 +29,7 @@ AuthorizationHeader = Annotated[str | None, Header(description="EID-App <request
 
 
 def _authenticate(
-    request: Request, services: Services, session: Session, authorization: str | None, *, consume: bool
+    request: Request, services: Services, session: Session, authorization: str | None
 ) -> AppCaller:
     return app_tokens.authenticate(
         session,
@@ -37,7 +37,6 @@ def _authenticate(
         method=request.method,
         url=services.settings.public_url.rstrip("/") + request.url.path,
         audience=services.settings.public_url,
-        consume=consume,
     )
 
 
@@ -45,7 +44,7 @@ def app_caller(
     request: Request, services: ServicesDep, authorization: AuthorizationHeader = None
 ) -> AppCaller:
     with services.session() as session:
-        caller = _authenticate(request, services, session, authorization, consume=True)
+        caller = _authenticate(request, services, session, authorization)
         session.expunge_all()
         return caller
 
