@@ -70,6 +70,14 @@ Lookup = Callable[[str], StatusRow | None]
 """Finds the status of a serial (lowercase hex) of the responder's issuer."""
 
 
+def status_name(row: StatusRow | None) -> str:
+    """The certStatus our answers give for ``row``: ``good``, ``revoked`` (also for a
+    serial reserved but never stored: RFC 6960 "extended revoked") or ``unknown``."""
+    if row is None:
+        return "unknown"
+    return "good" if row.state == CertState.ISSUED.value else "revoked"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OcspAnswer:
     """A DER OCSPResponse and how it may be cached over HTTP."""
@@ -172,6 +180,12 @@ class OcspResponder:
         rows = [lookup(serial) for serial in serials]
         return self._sign(cert_ids, rows, nonce=nonce, now=now)
 
+    def status(self, serial: str) -> str:
+        """The certStatus an answer made now would give ``serial`` (lowercase hex) of our
+        issuer (``status_name``), read where the answers read it, without signing one:
+        for a caller in this process that needs the status and not a signed answer."""
+        return status_name(self._lookup(serial))
+
     def _single(
         self, cert_id: ocsp.CertId, serial: str, request_der: bytes, now: datetime, lookup: Lookup
     ) -> OcspAnswer:
@@ -216,7 +230,7 @@ class OcspResponder:
         for cert_id, row in zip(cert_ids, rows, strict=True):
             if row is None:
                 status = _UNKNOWN
-            elif row.state == CertState.ISSUED.value:
+            elif status_name(row) == "good":
                 status = _GOOD
             elif row.state == CertState.REVOKED.value and row.revoked_at is not None:
                 info = der.generalized_time(as_utc(row.revoked_at))

@@ -12,7 +12,9 @@ The signer's own certificate is checked on every signature: issued by that CA (t
 signature check is remembered per DER), valid now, fit for signing (nonRepudiation, no
 critical extension pyhanko-certvalidator does not know), and good in a fresh OCSP
 response (with our nonce) from our responder, signed by the CA or by its delegated
-responder. A revoked signer is refused on the very next signature.
+responder; or, when the source offers ``signer_status`` (our responder in this
+process), good in the rows that response would be made from. A revoked signer is
+refused on the very next signature.
 
 Anything outside the usual shape (a CA not directly below a trust root, a CA with name
 or policy constraints, unusual algorithms, a responder without ocsp-nocheck) raises
@@ -43,6 +45,7 @@ from .errors import SignerCertificateRejected, TrustServiceUnavailable
 from .validation import (
     SIGNER_KEY_USAGE,
     InProcessRevocation,
+    StatusCallable,
     async_validate_tsa,
     load_certificates,
     maybe_await,
@@ -135,14 +138,20 @@ async def async_check_signer(
     when = (now or datetime.now(UTC)).astimezone(UTC)
     ca = _issuing_ca(source, cert)
     signer = _check_signer_certificate(cert, ca, when)
-    # The signer's OCSP answer is the part that is new for every signature.
-    request, nonce = _ocsp_request(signer, ca)
-    answer = await _ask_ocsp(source, request)
+    # The signer's status is the part that is new for every signature.
+    if source.signer_status is not None:
+        status = await _read_status(source.signer_status, ca, cert)
+    else:
+        request, nonce = _ocsp_request(signer, ca)
+        answer = await _ask_ocsp(source, request)
     root_crls = await _root_crls(source, ca.root)
     await _check_ca(ca, root_crls, when)
     for tsa in tsa_signers:
         await _check_tsa(tsa, ca, root_crls, when)
-    _check_ocsp_answer(answer, signer, nonce, ca, when)
+    if source.signer_status is not None:
+        _check_status(status)
+    else:
+        _check_ocsp_answer(answer, signer, nonce, ca, when)
 
 
 # --------------------------------------------------------------------------- the CA
@@ -382,6 +391,21 @@ async def _ask_ocsp(source: InProcessRevocation, request: bytes) -> crypto_ocsp.
     if status is not crypto_ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise TrustServiceUnavailable(f"the OCSP responder answered {status.name.lower()}")
     return answer
+
+
+async def _read_status(read: StatusCallable, ca: _Ca, cert: x509.Certificate) -> str:
+    try:
+        return str(await maybe_await(read(ca.cert.dump(), cert.serial_number)))
+    except Exception as exc:  # noqa: BLE001 - a database failure: no status
+        raise TrustServiceUnavailable("the signer's certificate status is not available") from exc
+
+
+def _check_status(status: str) -> None:
+    """What ``_check_ocsp_answer`` concludes from an answer carrying ``status``."""
+    if status == "revoked":
+        raise SignerCertificateRejected("the signer's certificate is revoked")
+    if status != "good":
+        raise _no_data()
 
 
 def _check_ocsp_answer(

@@ -8,6 +8,7 @@ root certificate from ``root_pem``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import subprocess
 from collections.abc import Coroutine, Iterator
@@ -76,6 +77,16 @@ class Trust:
             ask_ocsp=lambda der: self.ocsp.respond(der, now=utcnow()).der,
             crls=self.current_crls,
         )
+
+    def revocation_by_status(self) -> InProcessRevocation:
+        """``revocation`` with the signer's status read where the responder reads it
+        (``signer_status``), as the service wires it (``api.signing_flow``)."""
+        ca = bytes(self.pki.citizen_ca.certificate.dump())
+
+        def status(issuer: bytes, serial: int) -> str:
+            return self.ocsp.status(format(serial, "x")) if issuer == ca else "unknown"
+
+        return dataclasses.replace(self.revocation(), signer_status=status)
 
     def prepare(self, source: Path, workdir: Path, signer: bytes, **options: Any) -> Prepared:
         """``async_prepare`` as the service calls it: our chain unless ``chain`` is given;

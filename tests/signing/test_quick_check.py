@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from api.services import Services
+from api.signing_flow import revocation_source
 from keys.issuance import Purpose
 from keys.keystore import HashAlgorithm
 from keys.models import utcnow
@@ -35,7 +37,7 @@ from signing import (
     _signer_check,
     pades,
 )
-from tests.conftest import IssuedCitizen, issue_citizen
+from tests.conftest import IssuedCitizen, ServiceEnv, issue_citizen
 from tests.signing.conftest import Trust, issue_signing_certificate, make_pdf, run, sign_digest
 from tests.signing.witnesses import async_pyhanko_report, pdfsig
 
@@ -92,16 +94,66 @@ def test_quick_levels_are_valid_for_the_witnesses(
 
 
 @pytest.mark.parametrize("level", QUICK, ids=[level.value for level in QUICK])
+@pytest.mark.parametrize("by_status", [False, True], ids=["ocsp", "status"])
 def test_signer_revoked_after_a_signature_is_refused_on_the_next(
-    trust: Trust, tmp_path: Path, level: Level
+    trust: Trust, tmp_path: Path, level: Level, by_status: bool
 ) -> None:
+    """Through an OCSP answer, or through the status rows the answer is made from."""
+    source = trust.revocation_by_status() if by_status else trust.revocation()
     citizen = issue_citizen(trust.env, Purpose.SIGNING)
-    assert _sign(trust, citizen, tmp_path, level, "first.pdf").exists()
+    assert _sign(trust, citizen, tmp_path, level, "first.pdf", source=source).exists()
     prepared = _prepare(trust, citizen.der, tmp_path, level)
     revoke_certificate(trust.session, trust.keystore, trust.pki, citizen.record.serial)
     with pytest.raises(SignerCertificateRejected, match="revoked"):
-        _finish(trust, prepared, sign_digest(citizen, prepared), tmp_path / "second.pdf")
+        _finish(trust, prepared, sign_digest(citizen, prepared), tmp_path / "second.pdf", source=source)
     assert _written(tmp_path) == ["first.pdf"]
+
+
+def test_the_status_read_replaces_the_ocsp_answer_only_where_none_is_embedded(
+    trust: Trust, signers: dict[str, IssuedCitizen], nss_db: str, tmp_path: Path
+) -> None:
+    """With ``signer_status`` B-B asks the responder nothing; B-LT still embeds an answer."""
+    asked: list[bytes] = []
+
+    def ask(der: bytes) -> bytes:
+        asked.append(der)
+        return trust.ocsp.respond(der, now=utcnow()).der
+
+    source = dataclasses.replace(trust.revocation_by_status(), ask_ocsp=ask)
+    out = _sign(trust, signers["p256"], tmp_path, Level.B_B, "bb.pdf", source=source)
+    assert asked == []
+    assert "Signature Validation: Signature is Valid." in pdfsig(nss_db, out)[0]
+    _sign(trust, signers["p256"], tmp_path, Level.B_LT, "lt.pdf", source=source)
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        ("unknown", TrustServiceUnavailable, "no revocation data for the signer's certificate"),
+        ("on hold?", TrustServiceUnavailable, "no revocation data for the signer's certificate"),
+        (None, TrustServiceUnavailable, "status is not available"),
+    ],
+    ids=["unknown", "unexpected", "unreadable"],
+)
+def test_a_status_that_is_not_good_is_refused(
+    trust: Trust,
+    signers: dict[str, IssuedCitizen],
+    tmp_path: Path,
+    status: str | None,
+    error: type[Exception],
+    message: str,
+) -> None:
+    def read(issuer: bytes, serial: int) -> str:
+        if status is None:
+            raise OSError("database is locked")
+        return status
+
+    source = dataclasses.replace(trust.revocation(), signer_status=read)
+    prepared = _prepare(trust, signers["p256"].der, tmp_path, Level.B_B)
+    with pytest.raises(error, match=message):
+        _finish(trust, prepared, sign_digest(signers["p256"], prepared), tmp_path / "out.pdf", source=source)
+    assert _written(tmp_path) == []
 
 
 def _other_ca(subject: x509.Name) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -332,3 +384,27 @@ def test_the_root_crls_alone_when_the_source_offers_them(
     with pytest.raises(TrustServiceUnavailable, match="CRL"):
         _sign(trust, signers["p256"], tmp_path, Level.B_B, "none.pdf", source=wrong)
     assert not (tmp_path / "none.pdf").exists()
+
+
+def test_the_service_reads_the_status_of_our_citizen_ca_alone(
+    trust: Trust, service_env: ServiceEnv, tmp_path: Path
+) -> None:
+    """``api.signing_flow.revocation_source``: the signer's status from the service's own
+    responder, at once after a revocation; nothing for another issuer's serial."""
+    services = Services.start(service_env.settings)
+    try:
+        source = revocation_source(services)
+        assert source.signer_status is not None
+        citizen = issue_citizen(trust.env, Purpose.SIGNING)
+        serial = citizen.record.serial
+        ca = bytes(trust.pki.citizen_ca.certificate.dump())
+        assert source.signer_status(ca, int(serial, 16)) == "good"
+        assert source.signer_status(trust.root_der, int(serial, 16)) == "unknown"
+        assert _sign(trust, citizen, tmp_path, Level.B_B, "first.pdf", source=source).exists()
+        prepared = _prepare(trust, citizen.der, tmp_path, Level.B_B)
+        revoke_certificate(trust.session, trust.keystore, trust.pki, serial)
+        assert source.signer_status(ca, int(serial, 16)) == "revoked"
+        with pytest.raises(SignerCertificateRejected, match="revoked"):
+            _finish(trust, prepared, sign_digest(citizen, prepared), tmp_path / "second.pdf", source=source)
+    finally:
+        services.close()
