@@ -10,12 +10,16 @@ turns the source itself into the output instead (``ConsumedOutput``):
    take turns; the second finds the output the first made);
 2. if its size and modification time are those the prepare step saw, it is untouched;
    else an earlier finish was interrupted (a crash mid-append, or a failure that cut
-   its tail off again): the document is hashed again and must give the prepared
-   digest, so a changed document is never signed; then it is cut back to
-   ``prepared.source_size``;
-3. append the prepared update; the signature and the later revisions (DSS, document
+   its tail off again), and it is cut back to ``prepared.source_size``;
+3. check that the source and the prepared update give the prepared digest, the one
+   the citizen signs: the source's hash state is the one the prepare step kept
+   (``_prefix``) when the file is untouched and this process kept it, else the source
+   is hashed again. So a changed document is never signed, and the prepared update
+   needs no ``fsync`` of its own (``write_prepared(sync_update=False)``): after a power
+   loss it may be lost or hold zeros, and that signature must start again;
+4. append the prepared update; the signature and the later revisions (DSS, document
    time stamp) are written to it as to a copy;
-4. ``fsync`` it (only the tail's pages are dirty: the upload was made durable when it
+5. ``fsync`` it (only the tail's pages are dirty: the upload was made durable when it
    was received) and rename it to ``out``.
 
 A finish retried after the rename finds no source and ``out`` holding this very
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import IO
 
 from . import _prefix
-from ._streams import CHUNK_SIZE, copy_stream
+from ._streams import CHUNK_SIZE
 from .errors import PreparedDocumentMissing
 from .prepared import Prepared
 
@@ -133,17 +137,18 @@ def _open(prepared: Prepared, out: Path) -> ConsumedOutput | None:
         _check_finished(prepared, out)
         return None
     try:
-        algorithm = prepared.hash_algorithm.value
-        if (seen.st_size, seen.st_mtime_ns) == (prepared.source_size, prepared.source_mtime_ns):
-            prefix = _prefix.recall(source, seen, algorithm)
-        elif seen.st_size < prepared.source_size:
+        untouched = (seen.st_size, seen.st_mtime_ns) == (prepared.source_size, prepared.source_mtime_ns)
+        if not untouched and seen.st_size < prepared.source_size:
             raise PreparedDocumentMissing("the document to sign was changed; start again")
-        else:
+        update = prepared.prepared_path.read_bytes()
+        prefix = _prefix.recall(source, seen, prepared.hash_algorithm.value) if untouched else None
+        if prefix is None:
             prefix = _verified_prefix(stream, prepared)
+        _check_update(prefix, prepared, update)
+        if not untouched:
             os.ftruncate(fd, prepared.source_size)
         stream.seek(prepared.source_size)
-        with prepared.prepared_path.open("rb") as update:
-            copy_stream(update, stream)
+        stream.write(update)
         stream.flush()
         if os.fstat(fd).st_size != prepared.document_size:
             raise PreparedDocumentMissing("the prepared document was changed; start again")
@@ -154,9 +159,8 @@ def _open(prepared: Prepared, out: Path) -> ConsumedOutput | None:
 
 
 def _verified_prefix(stream: BufferedRandom, prepared: Prepared) -> hashlib._Hash:
-    """The hash state after the source's first ``source_size`` bytes, once they and the
-    prepared update are shown to give the prepared document digest; else
-    ``PreparedDocumentMissing``."""
+    """The hash state after the source's first ``source_size`` bytes (read again: this
+    process kept none for it, or the file was changed after the prepare step)."""
     digest = hashlib.new(prepared.hash_algorithm.value)
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
@@ -168,15 +172,23 @@ def _verified_prefix(stream: BufferedRandom, prepared: Prepared) -> hashlib._Has
             raise PreparedDocumentMissing("the document to sign was changed; start again")
         digest.update(view[:done])
         left -= done
-    prefix = digest.copy()
-    update = prepared.prepared_path.read_bytes()
+    return digest
+
+
+def _check_update(prefix: hashlib._Hash, prepared: Prepared, update: bytes) -> None:
+    """The source (``prefix``, its hash state) and ``update`` give the prepared document
+    digest, the one the citizen signs; else ``PreparedDocumentMissing``. The prepared
+    file is not synced when it is written (``write_prepared(sync_update=False)``): after
+    a power loss it may be empty or hold zeros, and this is what notices."""
+    digest = prefix.copy()
     start = prepared.reserved_region_start - prepared.source_size
     end = prepared.reserved_region_end - prepared.source_size
+    if len(update) != prepared.prepared_size:
+        raise PreparedDocumentMissing("the prepared document was changed; start again")
     digest.update(update[:start])
     digest.update(update[end:])
     if digest.digest() != prepared.document_digest:
-        raise PreparedDocumentMissing("the document to sign was changed; start again")
-    return prefix
+        raise PreparedDocumentMissing("the document or its prepared update was changed or lost; start again")
 
 
 def _check_finished(prepared: Prepared, out: Path) -> None:

@@ -78,12 +78,16 @@ def write_prepared(
     signer: Callable[[], signers.ExternalSigner],
     *,
     copy_ahead: bool = True,
+    sync_update: bool = True,
 ) -> Written:
     """Write the update that adds the field to ``source`` into ``workdir``. ``signer``
     is called only for pyHanko's writer (a stamp, an unusual document): building one
     costs more than our whole update. ``copy_ahead`` starts the output's copy (``_draft``);
     without it (the finish will consume ``source``) nothing is copied. The hash state
-    after ``source``'s bytes is kept for the document time stamp (``_prefix``)."""
+    after ``source``'s bytes is kept for the document time stamp (``_prefix``).
+    Without ``sync_update`` the update is not made durable before it is renamed into
+    place: only for a finish that checks it against the document digest (``_consume``),
+    so a power loss costs that signature a fresh start, never a wrong document."""
     token = secrets.token_hex(16)
     part, final = workdir / f".{token}.part", workdir / f"{token}.pdf"
     with source.open("rb") as stream:
@@ -127,10 +131,12 @@ def write_prepared(
 
             try:
                 if update is not None:
-                    digest = _write_update(update, part, hashing, durable)
+                    digest = _write_update(update, part, hashing, durable, sync=sync_update)
                     size = len(update.data)
                 else:
-                    digest = _write_with_pyhanko(reader, name, request, signer(), part, hashing, seen.st_size)
+                    digest = _write_with_pyhanko(
+                        reader, name, request, signer(), part, hashing, seen.st_size, sync=sync_update
+                    )
                     size = part.stat().st_size
                     durable(size)
             except BaseException as exc:
@@ -158,10 +164,16 @@ def write_prepared(
 
 
 def _write_update(
-    update: FieldUpdate, part: Path, hashing: OriginalDigest, durable: Callable[[int], None]
+    update: FieldUpdate,
+    part: Path,
+    hashing: OriginalDigest,
+    durable: Callable[[int], None],
+    *,
+    sync: bool = True,
 ) -> PreparedByteRangeDigest:
-    """Write our own update, make it durable (a small original is hashed meanwhile), call
-    ``durable``, and the digest (a big original's hash is still running in its thread)."""
+    """Write our own update, make it durable (``sync``; a small original is hashed
+    meanwhile), call ``durable``, and the digest (a big original's hash is still running
+    in its thread)."""
     start = update.reserved_region_start - hashing.size
     end = update.reserved_region_end - hashing.size
     view = memoryview(update.data)
@@ -169,12 +181,13 @@ def _write_update(
     with part.open("wb") as out:
         out.write(update.data)
         out.flush()
-        sync = BackgroundSync(out.fileno())
+        syncing = BackgroundSync(out.fileno()) if sync else None
         try:
             if not hashing.in_background:
                 digest = hashing.result()
         finally:
-            sync.wait()
+            if syncing is not None:
+                syncing.wait()
     durable(len(update.data))
     if digest is None:
         digest = hashing.result()
@@ -195,6 +208,8 @@ def _write_with_pyhanko(
     part: Path,
     hashing: OriginalDigest,
     source_size: int,
+    *,
+    sync: bool = True,
 ) -> PreparedByteRangeDigest:
     """pyHanko's ``PdfSigner`` over the incremental writer: stamps and unusual documents."""
     writer = writer_for(reader)
@@ -221,7 +236,7 @@ def _write_with_pyhanko(
         validation_info=None, bytes_reserved=request.reserved, appearance_text_params=params
     )
     with part.open("w+b") as out:
-        output = AppendedUpdate(source_size, out, hashing)
+        output = AppendedUpdate(source_size, out, hashing, sync=sync)
         try:
             # A file for pyHanko (it only uses the methods of IO that this has).
             placed, _ = document.digest_tbs_document(output=cast(IO[bytes], output), chunk_size=CHUNK_SIZE)

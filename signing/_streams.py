@@ -193,10 +193,14 @@ class AppendedUpdate:
     the original reads as empty here and only the update is read back. When pyHanko
     seeks back to the start, nothing is left to write: the update's ``fsync`` starts
     there, in a ``BackgroundSync`` beside the hashing; ``durable`` waits for it (and
-    syncs again if anything was written after all)."""
+    syncs again if anything was written after all). Without ``sync`` nothing is synced
+    (for a finish that checks the update against its digest, ``_consume``)."""
 
-    def __init__(self, original_size: int, update: BufferedIOBase, original: OriginalDigest) -> None:
+    def __init__(
+        self, original_size: int, update: BufferedIOBase, original: OriginalDigest, *, sync: bool = True
+    ) -> None:
         self.original_size = original_size
+        self._syncs = sync
         self._update = update
         self._original = original
         self._position = 0
@@ -224,7 +228,7 @@ class AppendedUpdate:
             offset += self.original_size + self._update_at
         if offset < 0:
             raise OSError("negative seek position")
-        if offset == 0 and self._position > 0 and self._sync is None:
+        if offset == 0 and self._position > 0 and self._sync is None and self._syncs:
             self._update.flush()
             self._sync = BackgroundSync(self._update.fileno())
         self._position = offset
@@ -284,6 +288,8 @@ class AppendedUpdate:
     def durable(self) -> None:
         """Every byte of the update is on disk (the ``fsync`` before the rename)."""
         self._update.flush()
+        if not self._syncs:
+            return
         if self._sync is not None:
             self._sync.wait()
         if self._sync is None or self._written_after:

@@ -112,7 +112,8 @@ async def async_prepare(
     into the CMS. ``reason`` and ``location`` go into the signature dictionary and onto
     the stamp. ``now`` is the claimed signing time. ``consume_source`` says the finish
     will consume ``source`` (``async_finish(..., consume_source=True)``), so no copy of it
-    is started for the output."""
+    is started for the output, and the prepared file is not synced (that finish checks
+    it against the document digest)."""
     chosen = _level(level)
     cert, *chain_certs = load_certificates([signer_certificate, *chain], "signer")
     hash_algorithm = hash_algorithm_for(cert)
@@ -131,7 +132,13 @@ async def async_prepare(
     )
     try:
         written = await asyncio.to_thread(
-            write_prepared, source, workdir, request, signer, copy_ahead=not consume_source
+            write_prepared,
+            source,
+            workdir,
+            request,
+            signer,
+            copy_ahead=not consume_source,
+            sync_update=not consume_source,
         )
     except OSError as exc:
         raise SigningError(f"cannot read the document or write the prepared file: {exc}") from exc

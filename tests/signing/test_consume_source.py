@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import subprocess
+from io import BufferedRandom
 from pathlib import Path
 
 import pytest
 
-from signing import Level, Prepared, PreparedDocumentMissing, _doc_timestamp, _prefix, async_finish
+from signing import Level, Prepared, PreparedDocumentMissing, _consume, _doc_timestamp, _prefix, async_finish
 from signing._draft import SUFFIX
 from tests.conftest import IssuedCitizen
 from tests.signing.conftest import Trust, make_pdf, run, sign_digest
@@ -119,6 +120,39 @@ def test_a_changed_source_is_refused_not_signed(
     with pytest.raises(PreparedDocumentMissing, match="changed"):
         _finish(trust, citizen, prepared, out)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-hash", "rehashed"])
+@pytest.mark.parametrize("damage", ["byte", "zeros"])
+def test_a_lost_prepared_update_is_refused_not_signed(
+    trust: Trust, signers: dict[str, IssuedCitizen], tmp_path: Path, kept: bool, damage: str
+) -> None:
+    """The prepared update is not synced when the source is to be consumed: after a power
+    loss it may hold other bytes (zeros, on some file systems). The finish checks it
+    against the digest the citizen signed, refuses, and leaves the source as it was."""
+    citizen = signers["p256"]
+    prepared = _prepare(trust, citizen, tmp_path, Level.B_B)
+    assert prepared.source_path is not None
+    original = prepared.source_path.read_bytes()
+    update = bytearray(prepared.prepared_path.read_bytes())
+    placeholder = slice(
+        prepared.reserved_region_start - prepared.source_size,
+        prepared.reserved_region_end - prepared.source_size,
+    )
+    if damage == "byte":
+        update[placeholder.stop + 5] ^= 1  # after the placeholder: the /ByteRange's tail
+    else:
+        kept_placeholder = update[placeholder]
+        update = bytearray(len(update))
+        update[placeholder] = kept_placeholder  # zeros around a placeholder that still looks empty
+    prepared.prepared_path.write_bytes(bytes(update))
+    if not kept:
+        _prefix.forget_all()
+    out = tmp_path / "signed.pdf"
+    with pytest.raises(PreparedDocumentMissing, match="changed or lost"):
+        _finish(trust, citizen, prepared, out)
+    assert not out.exists()
+    assert prepared.source_path.read_bytes() == original
 
 
 @pytest.mark.parametrize("level", LEVELS, ids=[level.value for level in LEVELS])
@@ -261,20 +295,35 @@ def test_without_a_kept_hash_the_whole_file_is_hashed(
     monkeypatch: pytest.MonkeyPatch,
     consume: bool,
 ) -> None:
-    """Another instance (or a restart) finishes: no state in memory, the same valid result."""
+    """Another instance (or a restart) finishes: no state in memory, the same valid result.
+    A consumed source is hashed again by the check of the prepared update against the
+    digest, and the document time stamp continues that hash; a copy is hashed by the
+    document time stamp from its first byte."""
     citizen = signers["p384"]
     source = make_pdf(tmp_path / "upload.pdf", pages=20)
+    size = source.stat().st_size
     prepared = trust.prepare(
         source, tmp_path / "work", citizen.der, level=Level.B_LTA, consume_source=consume
     )
     _prefix.forget_all()
     ranges = _hashed_ranges(monkeypatch)
+    rehashed: list[int] = []
+    real = _consume._verified_prefix
+
+    def spy(stream: BufferedRandom, prepared: Prepared) -> hashlib._Hash:
+        rehashed.append(prepared.source_size)
+        return real(stream, prepared)
+
+    monkeypatch.setattr(_consume, "_verified_prefix", spy)
     out = tmp_path / "signed.pdf"
     if consume:
         _finish(trust, citizen, prepared, out)
+        assert rehashed == [size]
+        assert ranges[0][0] == size
     else:
         trust.finish(prepared, sign_digest(citizen, prepared), out)
-    assert ranges[0][0] == 0
+        assert rehashed == []
+        assert ranges[0][0] == 0
     _check_valid(trust, nss_db, out, Level.B_LTA)
 
 
