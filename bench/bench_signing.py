@@ -16,8 +16,11 @@ many objects, like a scanned document), measured in the same run:
   over the open file, the result in memory, then written to a file);
 * the reference: ``hashlib.sha256`` over 99 MB in memory.
 
-Every measurement runs in a fresh child process: a warm-up signature of a one-page PDF
-first (imports, caches), then ``--repeat`` timed signatures of the document. Time is the
+Every measurement runs in a fresh child process: a warm-up signature of the smallest
+measured document first (imports, caches, and the allocator's first buffers of that
+size, as in a process that has served signatures before; a one-page PDF left the
+first-use costs of the megabyte buffers in the timed runs of 1 MB, about a millisecond
+of ours), then ``--repeat`` timed signatures of the document. Time is the
 median; peak memory is the child's peak RSS (VmHWM, reset just before) during the runs minus its RSS before
 the first timed run, so imports and the trust services do not count. Goals (issue 5):
 B-B on 1 MB at least 4x faster than the default; the extra time from 1 MB to 100 MB at
@@ -497,7 +500,7 @@ def bench(
             for size in sizes:
                 for scenario in SCENARIOS:
                     h.log(f"  round {number}: {scenario}, {size} MB ...")
-                    result = run_child(setup, scenario, size, docs[size], docs[0], repeat)
+                    result = run_child(setup, scenario, size, docs[size], docs[min(sizes)], repeat)
                     known = results.get((scenario, size))
                     results[(scenario, size)] = known.merge(result) if known else result
     return report(results, statistics.median(shas), sizes, repeat, rounds)
