@@ -64,7 +64,7 @@ def serve(host: str, port: int, workers: int) -> None:
     Services.start(settings).close()
     _reset_metrics_directory()
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:serving_app",
         factory=True,
         host=host,
         port=port,
