@@ -326,11 +326,6 @@ def revocation_source(services: Services) -> InProcessRevocation:
         with services.session() as db:
             return [crls.current(db, services.keystore, issuer).der for issuer in issuers]
 
-    citizen_ca = pki.citizen_ca.certificate.dump()
-
-    def signer_status(issuer: bytes, serial: int) -> str:
-        return services.ocsp.status(format(serial, "x")) if issuer == citizen_ca else "unknown"
-
     return InProcessRevocation(
         trust_roots=(pki.root.certificate.dump(),),
         certificates=(
@@ -338,9 +333,9 @@ def revocation_source(services: Services) -> InProcessRevocation:
             pki.tsa.certificate.dump(),
             pki.ocsp_responder.certificate.dump(),
         ),
-        ocsp_issuers=(citizen_ca,),
+        ocsp_issuers=(pki.citizen_ca.certificate.dump(),),
         ask_ocsp=lambda der: services.ocsp.respond(der, now=utcnow()).der,
-        signer_status=signer_status,
+        signer_status=services.ocsp.status,
         crls=lambda: current_crls(pki.root, pki.citizen_ca),
         root_crls=lambda: current_crls(pki.root),
     )

@@ -119,6 +119,7 @@ class OcspResponder:
         self._keystore = keystore
         self._lookup = lookup
         self._validity = validity
+        self._issuer_der = issuer.certificate.dump()
         name_der = issuer.subject.dump()
         key_bits = issuer.certificate.public_key["public_key"].contents[1:]
         self._issuer_hashes = {
@@ -180,11 +181,14 @@ class OcspResponder:
         rows = [lookup(serial) for serial in serials]
         return self._sign(cert_ids, rows, nonce=nonce, now=now)
 
-    def status(self, serial: str) -> str:
-        """The certStatus an answer made now would give ``serial`` (lowercase hex) of our
-        issuer (``status_name``), read where the answers read it, without signing one:
-        for a caller in this process that needs the status and not a signed answer."""
-        return status_name(self._lookup(serial))
+    def status(self, issuer: bytes, serial: int) -> str:
+        """The certStatus an answer made now would give the certificate ``serial`` of
+        ``issuer`` (its DER certificate): ``status_name`` of the row the answers read,
+        ``unknown`` for another issuer's. For a caller in this process that needs the
+        status and not a signed answer (``signing.InProcessRevocation.signer_status``)."""
+        if issuer != self._issuer_der:
+            return "unknown"
+        return status_name(self._lookup(format(serial, "x")))
 
     def _single(
         self, cert_id: ocsp.CertId, serial: str, request_der: bytes, now: datetime, lookup: Lookup

@@ -58,7 +58,7 @@ CrlCallable = Callable[[], Sequence[bytes] | Awaitable[Sequence[bytes]]]
 """The current DER CRLs of our CAs, e.g. from ``keys.crl.current`` for each issuer."""
 StatusCallable = Callable[[bytes, int], str | Awaitable[str]]
 """(issuing CA's DER certificate, serial) in; ``good``, ``revoked`` or ``unknown`` out, as
-our OCSP responder would answer now (e.g. ``OcspResponder.status``)."""
+our OCSP responder would answer now, e.g. ``OcspResponder.status``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -81,12 +81,7 @@ class Trust:
     def revocation_by_status(self) -> InProcessRevocation:
         """``revocation`` with the signer's status read where the responder reads it
         (``signer_status``), as the service wires it (``api.signing_flow``)."""
-        ca = bytes(self.pki.citizen_ca.certificate.dump())
-
-        def status(issuer: bytes, serial: int) -> str:
-            return self.ocsp.status(format(serial, "x")) if issuer == ca else "unknown"
-
-        return dataclasses.replace(self.revocation(), signer_status=status)
+        return dataclasses.replace(self.revocation(), signer_status=self.ocsp.status)
 
     def prepare(self, source: Path, workdir: Path, signer: bytes, **options: Any) -> Prepared:
         """``async_prepare`` as the service calls it: our chain unless ``chain`` is given;
