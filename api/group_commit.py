@@ -4,7 +4,7 @@ A durable commit is one fsync (SQLite ``synchronous=FULL``, PostgreSQL's WAL flu
 1-2 ms under load, and the database takes one writer at a time. With one transaction per
 request, requests queue for the disk. ``GroupCommit`` runs its jobs in one thread of its
 own: it takes every job that arrived while the previous commit was running, runs them one
-after the other on one ``Tx`` (``identity.dbapi``) and commits once; only then does each
+after the other on one ``Tx`` (``keys.dbapi``) and commits once; only then does each
 job's caller get its answer, so nobody is told "done" before it is durable.
 
 A job is a function of the ``Tx``. What it writes stands when it returns or raises a
@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from identity.dbapi import Tx
+from keys.dbapi import Tx
 from keys.errors import ServiceError
 
 _T = TypeVar("_T")

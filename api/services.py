@@ -11,11 +11,11 @@ from sqlmodel import Session
 
 from identity.answering import Answering
 from identity.certificates import CertificateChecker
-from identity.dbapi import Prepared
 from identity.errors import WebEidRejected
 from identity.oauth.jws import SigningKey
 from identity.oauth.keys import KeyRing
 from identity.ocsp_client import build_ocsp_request, ocsp_status
+from keys.dbapi import Prepared
 from keys.errors import KeyStoreUnavailable
 from keys.keystore import FileKeyStore, KeyStore
 from keys.models import CertificateRecord, utcnow

@@ -50,7 +50,7 @@ STEPS = [
     ("keys.ocsp", "OcspResponder.respond", "    of which our OCSP responder (status row)"),
     ("identity.certificates", "CertificateChecker.verify_digest_signature", "  the signature over the hash"),
     ("identity.answering", "_transition", "  conditional UPDATE"),
-    ("identity.dbapi", "Tx.commit", "the group's commit (WAL fsync; one answer per group here)"),
+    ("keys.dbapi", "Tx.commit", "the group's commit (WAL fsync; one answer per group here)"),
 ]
 
 Call = Callable[[], Awaitable[int]]

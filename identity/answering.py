@@ -2,7 +2,7 @@
 
 ``approvals.approve`` does the same through an ORM session, one commit per answer. Here
 an answer is a function of a ``Tx`` that other answers share (``api.group_commit``): its
-statements run on the DBAPI connection (``identity.dbapi``) and whoever runs it commits
+statements run on the DBAPI connection (``keys.dbapi``) and whoever runs it commits
 many answers at once, one fsync for all. So an answer never raises a database error for
 an ordinary outcome: a replayed token is an ``INSERT ... ON CONFLICT DO NOTHING`` that
 inserted nothing, a request answered meanwhile is a conditional ``UPDATE`` that changed
@@ -26,13 +26,13 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 
+from keys.dbapi import Prepared, Tx
 from keys.errors import ServiceError
 from keys.ocsp import Lookup, StatusRow
 
 from . import app_tokens
 from .approvals import ApprovalState, write_transition
 from .certificates import RECORD, CertificateChecker
-from .dbapi import Prepared, Tx
 from .errors import ApprovalNotFound, ApprovalRejected
 from .models import ApprovalRequest
 

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import bindparam, delete, select, text
 from sqlmodel import Session
 
+from keys.dbapi import Prepared, Tx
 from keys.models import utcnow
 
-from .dbapi import Prepared, Tx
 from .errors import AppAuthenticationFailed
 from .models import Citizen, Device, UsedTokenId
 

@@ -19,10 +19,10 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 from . import _secrets
-from .dbapi import Prepared, Tx
 from .errors import ApprovalNotFound, ApprovalRejected, CitizenNotActive
 from .models import ApprovalRequest, Citizen
 

@@ -7,25 +7,37 @@ RFC 8176), how strongly (``acr``) and when, and the certificate used.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col
 
 from keys import audit
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 from . import _secrets, approvals, citizens
 from .errors import CitizenNotActive, WebEidRejected
 from .models import ApprovalRequest, Citizen, LoginSession, WebEidNonce
-from .personal_codes import PersonalCode
+from .personal_codes import PersonalCode, parse_personal_code
 from .web_eid import WebEidIdentity
 
 SESSION_LIFETIME = timedelta(hours=8)
+_SESSION_COLUMNS = (
+    "public_id",
+    "token_hash",
+    "citizen_id",
+    "method",
+    "amr",
+    "acr",
+    "certificate_serial",
+    "auth_time",
+    "expires_at",
+)
 NONCE_LIFETIME = timedelta(minutes=5)
 
 
@@ -65,17 +77,40 @@ CARD_AMR = ("hwk", "sc", "pin", "mfa")
 
 def identity_of(citizen: Citizen, *, method: str, auth_time: datetime, serial: str) -> AuthenticatedIdentity:
     assert citizen.id is not None
+    return _identity(
+        citizen.id,
+        citizens.code_of(citizen),
+        citizen.given_name,
+        citizen.family_name,
+        method=method,
+        auth_time=auth_time,
+        serial=serial,
+    )
+
+
+def _identity(
+    citizen_id: int,
+    personal_code: PersonalCode,
+    given_name: str,
+    family_name: str,
+    *,
+    method: str,
+    auth_time: datetime,
+    serial: str,
+    session_id: str | None = None,
+) -> AuthenticatedIdentity:
     app = method == "app"
     return AuthenticatedIdentity(
-        citizen_id=citizen.id,
-        personal_code=citizens.code_of(citizen),
-        given_name=citizen.given_name,
-        family_name=citizen.family_name,
+        citizen_id=citizen_id,
+        personal_code=personal_code,
+        given_name=given_name,
+        family_name=family_name,
         method=method,
         amr=APP_AMR if app else CARD_AMR,
         acr="substantial" if app else "high",
         auth_time=auth_time,
         certificate_serial=serial,
+        session_id=session_id,
     )
 
 
@@ -182,22 +217,30 @@ def card_identity(
 # Login sessions (this service's own; OpenID Connect builds on them).
 
 
+_INSERT_SESSION = Prepared(
+    insert(LoginSession.__table__).values(  # type: ignore[attr-defined]
+        {name: bindparam(name) for name in _SESSION_COLUMNS}
+    )
+)
+
+
 def open_session(session: Session, identity: AuthenticatedIdentity, *, now: datetime | None = None) -> str:
     """Create a login session; return its secret token (only the hash is stored). Commits."""
     when = now or utcnow()
     token = _secrets.token()
-    session.add(
-        LoginSession(
-            public_id=_secrets.public_id("s"),
-            token_hash=_secrets.digest(token),
-            citizen_id=identity.citizen_id,
-            method=identity.method,
-            amr=" ".join(identity.amr),
-            acr=identity.acr,
-            certificate_serial=identity.certificate_serial,
-            auth_time=identity.auth_time,
-            expires_at=when + SESSION_LIFETIME,
-        )
+    Tx(session).count(
+        _INSERT_SESSION,
+        {
+            "public_id": _secrets.public_id("s"),
+            "token_hash": _secrets.digest(token),
+            "citizen_id": identity.citizen_id,
+            "method": identity.method,
+            "amr": " ".join(identity.amr),
+            "acr": identity.acr,
+            "certificate_serial": identity.certificate_serial,
+            "auth_time": identity.auth_time,
+            "expires_at": when + SESSION_LIFETIME,
+        },
     )
     method = "the citizen app" if identity.method == "app" else "an ID card"
     citizens.note_activity(session, identity.citizen_id, "login", f"Logged in with {method}")
@@ -206,23 +249,51 @@ def open_session(session: Session, identity: AuthenticatedIdentity, *, now: date
     return token
 
 
+# The session and its citizen in one read, the session's validity decided in SQL: every
+# authorization request and every resume asks it.
+_SESSION_IDENTITY = Prepared(
+    core_select(
+        col(LoginSession.public_id),
+        col(LoginSession.method),
+        col(LoginSession.auth_time),
+        col(LoginSession.certificate_serial),
+        col(Citizen.id),
+        col(Citizen.country),
+        col(Citizen.personal_code),
+        col(Citizen.given_name),
+        col(Citizen.family_name),
+    )
+    .join(Citizen, col(Citizen.id) == col(LoginSession.citizen_id))
+    .where(col(LoginSession.token_hash) == bindparam("token_hash"))
+    .where(col(LoginSession.ended_at).is_(None))
+    .where(col(LoginSession.expires_at) > bindparam("now"))
+    .where(col(Citizen.state) == citizens.CitizenState.ACTIVE.value)
+)
+
+
 def session_identity(
     session: Session, token: str | None, *, now: datetime | None = None
 ) -> AuthenticatedIdentity | None:
-    """The identity behind a session token, or None if absent, expired or ended."""
-    when = now or utcnow()
+    """The identity behind a session token, or None if absent, expired or ended (or its
+    citizen no longer active)."""
     if not token:
         return None
-    row = session.exec(select(LoginSession).where(LoginSession.token_hash == _secrets.digest(token))).first()
-    if row is None or row.ended_at is not None or as_utc(row.expires_at) <= when:
-        return None
-    citizen = session.get(Citizen, row.citizen_id)
-    if citizen is None or citizen.state != citizens.CitizenState.ACTIVE.value:
-        return None
-    identity = identity_of(
-        citizen, method=row.method, auth_time=as_utc(row.auth_time), serial=row.certificate_serial
+    row = Tx(session).converted(
+        _SESSION_IDENTITY, {"token_hash": _secrets.digest(token), "now": now or utcnow()}
     )
-    return dataclasses.replace(identity, session_id=row.public_id)
+    if row is None:
+        return None
+    public_id, method, auth_time, serial, citizen_id, country, code, given, family = row
+    return _identity(
+        citizen_id,
+        parse_personal_code(code, country),
+        given,
+        family,
+        method=method,
+        auth_time=as_utc(auth_time),
+        serial=serial,
+        session_id=public_id,
+    )
 
 
 def end_session(session: Session, token: str | None, *, now: datetime | None = None) -> None:

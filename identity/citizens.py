@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from keys import audit
 from keys.ca import CertState, RevocationReason
+from keys.dbapi import Prepared, Tx
 from keys.keystore import KeyStore
 from keys.models import utcnow
 from keys.pki import Pki
@@ -196,9 +197,22 @@ def change_state(
     return set_state(session, citizen, state, actor=actor)
 
 
+_INSERT_ACTIVITY = Prepared(
+    insert(Activity.__table__).values(  # type: ignore[attr-defined]
+        {name: bindparam(name) for name in ("citizen_id", "at", "kind", "summary")}
+    )
+)
+
+
 def note_activity(session: Session, citizen_id: int, kind: str, summary: str) -> None:
-    """Add a line to what the citizen sees in their portal (flushed, not committed)."""
-    session.add(Activity(citizen_id=citizen_id, kind=kind, summary=summary[:300]))
+    """Add a line to what the citizen sees in their portal (written, not committed).
+
+    A prepared statement (every login writes one) after a flush of what the caller added,
+    which may be the row this line refers to."""
+    session.flush()
+    Tx(session).count(
+        _INSERT_ACTIVITY, {"citizen_id": citizen_id, "at": utcnow(), "kind": kind, "summary": summary[:300]}
+    )
 
 
 def recent_activity(session: Session, citizen_id: int, limit: int = 50) -> list[Activity]:

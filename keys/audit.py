@@ -13,10 +13,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from .dbapi import Prepared, Tx
 from .errors import KeyServiceError
 from .models import AuditEntry, as_utc, utcnow
 
@@ -40,10 +41,22 @@ def _digest(entry: AuditEntry) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+# Prepared (``keys.dbapi``): an append is two small statements on every login, so they
+# skip the ORM's per-statement work; the SQL is the same.
+_LAST_HASH = Prepared(select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1))
+_COLUMNS = ("at", "actor", "action", "target", "details", "prev_hash", "hash")
+_INSERT = Prepared(
+    insert(AuditEntry.__table__).values(  # type: ignore[attr-defined]
+        {name: bindparam(name) for name in _COLUMNS}
+    )
+)
+
+
 def record(
     session: Session, *, actor: str, action: str, target: str, details: dict[str, Any] | None = None
 ) -> AuditEntry:
-    """Append an entry inside the caller's transaction (flushed, not committed).
+    """Append an entry inside the caller's transaction (written, not committed). The entry
+    returned is not in the session (its ``id`` is None): read entries back to see them.
 
     The caller's commit may still lose a race for the predecessor; ``append`` is the
     variant that owns its transaction and retries.
@@ -54,18 +67,21 @@ def record(
         # an enrolment, say). One transaction-scoped lock makes appends take turns; it is
         # released at the caller's commit or rollback. SQLite already has one writer.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-    last = session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(1)).first()
+    # Callers count on what they added before being written (and their ids set) by now, as
+    # an ORM append would have flushed it.
+    session.flush()
+    tx = Tx(session)
+    last = tx.one(_LAST_HASH, {})
     entry = AuditEntry(
         at=utcnow(),
         actor=actor,
         action=action,
         target=target,
         details=json.dumps(details or {}, sort_keys=True, ensure_ascii=False),
-        prev_hash=last.hash if last else GENESIS,
+        prev_hash=last[0] if last else GENESIS,
     )
     entry.hash = _digest(entry)
-    session.add(entry)
-    session.flush()
+    tx.count(_INSERT, {name: getattr(entry, name) for name in _COLUMNS})
     return entry
 
 
@@ -73,12 +89,14 @@ def append(
     session: Session, *, actor: str, action: str, target: str, details: dict[str, Any] | None = None
 ) -> AuditEntry:
     """Append and commit, retrying when another writer took the same predecessor."""
+    # ``record`` writes on the DBAPI connection, so a lost race raises the driver's own error.
+    collision = (IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError)
     for _ in range(5):
         try:
             entry = record(session, actor=actor, action=action, target=target, details=details)
             session.commit()
             return entry
-        except IntegrityError:
+        except collision:
             session.rollback()
     raise KeyServiceError("audit log: could not append after 5 attempts")
 

@@ -26,10 +26,10 @@ from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from identity.dbapi import Tx
 from identity.models import UsedTokenId
 from identity.oauth import clients, jws, provider, tokens
 from identity.oauth.grants import REFRESH_LIFETIME
+from keys.dbapi import Tx
 from keys.keystore import KeyStore
 
 ACCESS_TOKEN_SECONDS = int(tokens.ACCESS_TOKEN_LIFETIME.total_seconds())

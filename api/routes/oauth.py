@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from fastapi import APIRouter, Depends, Request, Response
 
-from identity.dbapi import Tx
+from keys.dbapi import Tx
 
 from ..deps import get_services
 from ..oauth.form import MAX_FORM_BYTES, MalformedForm, is_form, parse_form
@@ -104,7 +104,7 @@ def _grant(request: Request, services: Services, form: list[tuple[str, str]], tx
 
 def _token(request: Request, services: Services, form: list[tuple[str, str]]) -> Response:
     # The DBAPI connection itself (no ORM session unless a step needs one): the refresh
-    # grant's statements are prepared (``identity.dbapi``).
+    # grant's statements are prepared (``keys.dbapi``).
     with Tx.open(services.engine) as tx:
         response: Response = services.oauth.create_token_response(
             oauth_request(request, services, form, None, tx)

@@ -18,9 +18,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from keys import audit
+from keys.dbapi import Prepared, Tx
 
 from .. import _secrets
-from ..dbapi import Prepared, Tx
 from ..errors import IdentityError
 from .models import OAuthClient
 

@@ -17,10 +17,10 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
-from ..dbapi import Prepared, Tx
 from ..models import Citizen
 from .models import AuthorizationCode, Consent, OAuthToken
 

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import bindparam, insert
 from sqlmodel import Session, select
 
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
-from ..dbapi import Prepared, Tx
 from ..errors import IdentityError
 from .models import OAuthToken
 

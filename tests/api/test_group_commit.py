@@ -16,8 +16,8 @@ from sqlalchemy import Engine, text
 
 from api import db
 from api.group_commit import GroupCommit
-from identity.dbapi import Prepared, Tx
 from identity.errors import ApprovalRejected
+from keys.dbapi import Prepared, Tx
 from tests.conftest import fresh_database
 
 INSERT = Prepared(text("INSERT INTO item (n) VALUES (:n)"))

@@ -1,4 +1,4 @@
-"""``identity.dbapi``: prepared statements on the DBAPI connection behave like the ORM."""
+"""``keys.dbapi``: prepared statements on the DBAPI connection behave like the ORM."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy import Engine, bindparam, select
 from sqlmodel import Session, SQLModel
 
 from api import db
-from identity.dbapi import Prepared, Tx
 from identity.oauth.models import OAuthToken
 from identity.oauth.tokens import _INSERT
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 _TOKENS = OAuthToken.__table__  # type: ignore[attr-defined]

@@ -7,8 +7,9 @@ built with SQLAlchemy Core as usual, compiled once per dialect, and then run on 
 DBAPI cursor of the session's own transaction: same SQL, same bind conversions, same
 transaction (and SQLite write gate), a tenth of the cost.
 
-Only plain values come back: the statements select no dates (they compare them in SQL),
-so no result conversion is needed on any dialect.
+``Tx.one`` gives the driver's values as they are (most statements select no dates: they
+compare them in SQL); ``Tx.converted`` applies SQLAlchemy's result conversions, for the
+few reads that need a date back.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class _Compiled:
     """Named styles: the conversions of bound values the dialect needs."""
     literals: dict[str, Any]
     """Values the statement carries itself (``state == "pending"``), by bind name."""
+    results: tuple[Callable[[Any], Any] | None, ...]
+    """A SELECT's conversions of the values read, column by column (dates on SQLite)."""
 
 
 class Prepared:
@@ -65,6 +68,10 @@ class Prepared:
                 literals={
                     name: bind.effective_value for name, bind in done.binds.items() if not bind.required
                 },
+                results=tuple(
+                    column.type.dialect_impl(dialect).result_processor(dialect, None)
+                    for column in getattr(self.statement, "selected_columns", ())
+                ),
             )
             self._by_dialect[dialect.name] = compiled
         return compiled
@@ -208,6 +215,14 @@ class Tx:
         finally:
             cursor.close()
         return None if row is None else tuple(row)
+
+    def converted(self, statement: Prepared, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row as SQLAlchemy would return it: dates as ``datetime`` on SQLite too."""
+        row = self.one(statement, params)
+        if row is None:
+            return None
+        results = statement._compiled(self.dialect).results
+        return tuple(value if fn is None else fn(value) for value, fn in zip(row, results, strict=True))
 
     def count(self, statement: Prepared, params: Mapping[str, Any]) -> int:
         """Rows changed by an UPDATE (or inserted by an INSERT)."""
