@@ -13,8 +13,10 @@ measured in the same run"):
   and ``client_secret_basic``: an ID token signed (RS256) each time. Codes live 60 s and
   are single use, so they are inserted (``AuthorizationCode`` rows with the fields
   ``identity.oauth.grants.save_code`` sets) right before every run. Same kind of ceiling.
-* **complete logins**: a Python driver (asyncio + httpx, N concurrent browsers, each with
-  its own cookie jar and its own enrolled citizen app) does, for a fixed count of logins:
+* **complete logins**: a Python driver (asyncio + ``_http1``, a lean HTTP/1.1 keep-alive
+  client: httpx cost the driver ~15 ms of CPU per login; N concurrent browsers, each with
+  its own cookie jar, its own connection and its own enrolled citizen app, whose phone has
+  a connection of its own) does, for a fixed count of logins:
   ``GET /oauth/authorize`` → ``GET /login`` → ``POST /api/v1/auth/app`` → the app lists its
   pending requests (device-signed token) and answers (signed approval) → the browser polls
   ``GET /api/v1/auth/app/{id}`` → ``GET /oauth/authorize/resume`` → ``POST /oauth/token``,
@@ -66,6 +68,7 @@ import _citizen_app as ca
 import _harness as h
 import httpx
 import jwt
+from _http1 import Http1Client, Http1Error
 from sqlalchemy import Engine, func, insert, select
 
 REFRESH_GOAL = 1200.0
@@ -389,7 +392,7 @@ class LoginDriver:
         self.keys = jwt.PyJWKSet.from_dict(jwks)
         self.sample_id_token = ""
 
-    async def login(self, browser: httpx.AsyncClient, phone: httpx.AsyncClient, app: ca.CitizenApp) -> None:
+    async def login(self, browser: Http1Client, phone: Http1Client, app: ca.CitizenApp) -> None:
         browser.cookies.clear()
         verifier = secrets.token_urlsafe(48)
         state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
@@ -462,7 +465,7 @@ class LoginDriver:
             raise h.BenchError(f"ID token for the wrong login: {claims}")
         self.sample_id_token = tokens.json()["id_token"]
 
-    async def _bare(self, browser: httpx.AsyncClient, phone: httpx.AsyncClient, app: ca.CitizenApp) -> None:
+    async def _bare(self, browser: Http1Client, phone: Http1Client, app: ca.CitizenApp) -> None:
         """The same 8 requests (methods, headers, bodies) and client-side work, to the bare app."""
         browser.cookies.clear()
         verifier = secrets.token_urlsafe(48)
@@ -512,20 +515,18 @@ class LoginDriver:
 
     async def _run(self, base_url: str, count: int, concurrency: int, bare: bool) -> float:
         remaining = count
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-        async def worker(index: int, phone: httpx.AsyncClient) -> None:
+        async def worker(index: int) -> None:
             nonlocal remaining
             app = self.apps[index % len(self.apps)]
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as browser:
+            async with Http1Client(base_url) as browser, Http1Client(base_url) as phone:
                 while remaining > 0:
                     remaining -= 1
                     await (self._bare if bare else self.login)(browser, phone, app)
 
-        async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as phone:
-            started = time.perf_counter()
-            await asyncio.gather(*(worker(i, phone) for i in range(concurrency)))
-            return time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return time.perf_counter() - started
 
     def run(self, count: int, concurrency: int, *, bare: bool) -> LoginRun:
         server = self.env.bare if bare else self.env.eid
@@ -539,7 +540,7 @@ class LoginDriver:
                 )
         except TimeoutError as exc:
             raise h.BenchError(f"{count} logins did not finish within {timeout}s") from exc
-        except httpx.HTTPError as exc:
+        except (Http1Error, httpx.HTTPError) as exc:
             raise h.BenchError(f"login driver: {exc!r}") from exc
         return LoginRun(
             logins=count,

@@ -35,6 +35,7 @@ import _citizen_app as ca
 import _harness as h
 import bench_oidc
 import httpx
+from _http1 import Http1Client, Http1Error
 
 GROWTH_LIMIT = 0.10
 RATE_TOLERANCE = 0.05
@@ -87,11 +88,10 @@ async def _soak(
     started = time.perf_counter()
     slots = iter(range(1 << 62))
     stop = started + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def browser_loop(index: int, phone: httpx.AsyncClient) -> None:
+    async def browser_loop(index: int) -> None:
         app = driver.apps[index % len(driver.apps)]
-        async with httpx.AsyncClient(base_url=url, timeout=30) as browser:
+        async with Http1Client(url) as browser, Http1Client(url) as phone:
             while True:
                 slot_at = started + next(slots) * interval
                 if slot_at >= stop:
@@ -104,7 +104,7 @@ async def _soak(
                 try:
                     await driver.login(browser, phone, app)
                     soak.logins += 1
-                except (h.BenchError, httpx.HTTPError, KeyError, ValueError) as exc:
+                except (h.BenchError, Http1Error, KeyError, ValueError) as exc:
                     soak.failures.append(f"{time.perf_counter() - started:.0f}s: {exc!r}"[:300])
 
     async def sampler() -> None:
@@ -112,10 +112,9 @@ async def _soak(
             soak.samples.append((time.perf_counter() - started, rss_kib(pid)))
             await asyncio.sleep(sample)
 
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as phone:
-        watch = asyncio.create_task(sampler())
-        await asyncio.gather(*(browser_loop(i, phone) for i in range(concurrency)))
-        await watch
+    watch = asyncio.create_task(sampler())
+    await asyncio.gather(*(browser_loop(i) for i in range(concurrency)))
+    await watch
     soak.seconds = time.perf_counter() - started
     soak.samples.append((soak.seconds, rss_kib(pid)))
 
