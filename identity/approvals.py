@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
@@ -29,6 +30,47 @@ from .models import ApprovalRequest, Citizen
 MAX_LIFETIME = timedelta(seconds=120)
 MAX_DISPLAY_TEXT = 200
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+# Prepared statements (``keys.dbapi``): a login opens, lists, polls and takes a request,
+# each a statement or two that cost less than the ORM's work around them. The requests
+# handed out are plain ``ApprovalRequest`` values read from these, in no session.
+_TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
+_NAMES = tuple(column.name for column in _TABLE.columns)
+_INSERTED = tuple(name for name in _NAMES if name != "id")
+_INSERT = Prepared(insert(_TABLE).values({name: bindparam(name) for name in _INSERTED}))
+_BY_PUBLIC_ID = Prepared(core_select(*_TABLE.columns).where(_TABLE.c.public_id == bindparam("public_id")))
+_BY_ID = Prepared(core_select(*_TABLE.columns).where(_TABLE.c.id == bindparam("request_id")))
+_PENDING_OF = Prepared(
+    core_select(*_TABLE.columns)
+    .where(_TABLE.c.citizen_id == bindparam("citizen_id"))
+    .where(_TABLE.c.state == "pending")
+    .order_by(_TABLE.c.created_at, _TABLE.c.id)
+)
+_TAKE = Prepared(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("request_id"))
+    .where(_TABLE.c.state == "completed")
+    .where(_TABLE.c.consumed_at.is_(None))
+    .values(consumed_at=bindparam("now"))
+)
+
+
+def _request(values: tuple[object, ...]) -> ApprovalRequest:
+    return ApprovalRequest(**dict(zip(_NAMES, values, strict=True)))
+
+
+def _by_public_id(tx: Tx, public_id: str) -> ApprovalRequest:
+    found = tx.converted(_BY_PUBLIC_ID, {"public_id": public_id})
+    assert found is not None
+    return _request(found)
+
+
+def _reload(tx: Tx, request: ApprovalRequest) -> None:
+    """Set ``request`` to what is stored now (another writer changed it)."""
+    found = tx.converted(_BY_ID, {"request_id": request.id})
+    assert found is not None
+    for name, value in zip(_NAMES, found, strict=True):
+        set_committed_value(request, name, value)
 
 
 class CitizenRef(Protocol):
@@ -90,12 +132,13 @@ def open_request(
         verification_code=verification_code(hash_value),
         binding_hash=_secrets.digest(binding) if binding else None,
         state=ApprovalState.PENDING.value,
+        created_at=when,
         expires_at=when + min(lifetime, MAX_LIFETIME),
     )
-    session.add(request)
-    session.commit()
-    session.refresh(request)
-    return request
+    tx = Tx(session)
+    tx.count(_INSERT, {name: getattr(request, name) for name in _INSERTED})
+    tx.commit()
+    return _by_public_id(tx, request.public_id)  # with its id, as stored
 
 
 def _expire(session: Session, now: datetime, **filters: object) -> None:
@@ -110,11 +153,7 @@ def _expire(session: Session, now: datetime, **filters: object) -> None:
     session.commit()
 
 
-# Statements of the answer path, built once with bind parameters: building them anew on
-# every call cost more than running them.
-_BY_PUBLIC_ID = select(ApprovalRequest).where(col(ApprovalRequest.public_id) == bindparam("public_id"))
 _TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
-_TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
 
 
 def _transition_statement(names: tuple[str, ...]) -> Prepared:
@@ -145,14 +184,14 @@ def write_transition(
 
 def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest | None:
     """Read a request; write only when it is pending past its expiry (then mark it expired)."""
-    request = session.exec(_BY_PUBLIC_ID, params={"public_id": public_id}).first()
-    if (
-        request is not None
-        and request.state == ApprovalState.PENDING.value
-        and as_utc(request.expires_at) <= now
-    ):
+    tx = Tx(session)
+    found = tx.converted(_BY_PUBLIC_ID, {"public_id": public_id})
+    if found is None:
+        return None
+    request = _request(found)
+    if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
         _expire(session, now, public_id=public_id)
-        session.refresh(request)
+        _reload(tx, request)
     return request
 
 
@@ -161,19 +200,13 @@ def pending_for(
 ) -> list[ApprovalRequest]:
     """The citizen's pending, unexpired requests, oldest first."""
     when = now or utcnow()
-    pending = list(
-        session.exec(
-            select(ApprovalRequest)
-            .where(ApprovalRequest.citizen_id == citizen.id)
-            .where(ApprovalRequest.state == ApprovalState.PENDING.value)
-            .order_by(col(ApprovalRequest.created_at), col(ApprovalRequest.id))
-        )
-    )
+    tx = Tx(session)
+    pending = [_request(row) for row in tx.converted_rows(_PENDING_OF, {"citizen_id": citizen.id})]
     # Write (and take the database's write lock) only when something has actually expired.
     if any(as_utc(request.expires_at) <= when for request in pending):
         _expire(session, when, citizen_id=citizen.id)
         for request in pending:
-            session.refresh(request)
+            _reload(tx, request)
     return [request for request in pending if request.state == ApprovalState.PENDING.value]
 
 
@@ -205,10 +238,11 @@ def _transition(
     assert request.id is not None
     # On the table, not through the ORM (which would evaluate the WHERE clause against the
     # objects in the session): the request object is set below from what was written.
-    written = write_transition(Tx(session), request.id, state, now, **values)
+    tx = Tx(session)
+    written = write_transition(tx, request.id, state, now, **values)
     session.commit()
     if written is None:
-        session.refresh(request)  # someone else changed it: show what it is now
+        _reload(tx, request)  # someone else changed it: show what it is now
         return False
     # It is exactly what this UPDATE wrote; set it without another SELECT (nor marking it dirty).
     for name, value in written.items():
@@ -238,14 +272,8 @@ def take_result(
 ) -> bool:
     """Mark a completed request's result as used; True only for the first caller. Commits
     unless ``commit`` is False (then the caller's commit makes it count)."""
-    when = now or utcnow()
-    result = session.execute(
-        update(ApprovalRequest)
-        .where(col(ApprovalRequest.id) == request.id)
-        .where(col(ApprovalRequest.state) == ApprovalState.COMPLETED.value)
-        .where(col(ApprovalRequest.consumed_at).is_(None))
-        .values(consumed_at=when)
-    )
+    tx = Tx(session)
+    taken = tx.count(_TAKE, {"request_id": request.id, "now": now or utcnow()}) == 1
     if commit:
         session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return taken

@@ -127,7 +127,7 @@ def start_app_login(
     now: datetime | None = None,
 ) -> ApprovalRequest:
     """Open an ``auth`` approval for the citizen, bound to the browser's ``binding``."""
-    citizen = citizens.find(session, personal_code, country)
+    citizen = citizens.read(session, personal_code, country)
     if citizen.state != citizens.CitizenState.ACTIVE.value:
         raise CitizenNotActive(f"this account is {citizen.state}: it cannot log in")
     # What the app signs: a fresh random value, hashed, so every login signs something new.
@@ -158,7 +158,7 @@ def finish_app_login(
         return None
     if not approvals.take_result(session, request, now=when, commit=False):
         return None
-    citizen = session.get(Citizen, request.citizen_id)
+    citizen = citizens.read_by_id(session, request.citizen_id)
     assert citizen is not None and request.answered_at is not None and request.certificate_serial
     return identity_of(
         citizen, method="app", auth_time=as_utc(request.answered_at), serial=request.certificate_serial

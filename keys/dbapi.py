@@ -219,10 +219,17 @@ class Tx:
     def converted(self, statement: Prepared, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row as SQLAlchemy would return it: dates as ``datetime`` on SQLite too."""
         row = self.one(statement, params)
-        if row is None:
-            return None
+        return None if row is None else _convert(row, statement._compiled(self.dialect).results)
+
+    def converted_rows(self, statement: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, converted as in ``converted``."""
+        cursor = statement.run(self, params)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
         results = statement._compiled(self.dialect).results
-        return tuple(value if fn is None else fn(value) for value, fn in zip(row, results, strict=True))
+        return [_convert(row, results) for row in rows]
 
     def count(self, statement: Prepared, params: Mapping[str, Any]) -> int:
         """Rows changed by an UPDATE (or inserted by an INSERT)."""
@@ -231,3 +238,7 @@ class Tx:
             return int(cursor.rowcount)
         finally:
             cursor.close()
+
+
+def _convert(row: Sequence[Any], results: tuple[Callable[[Any], Any] | None, ...]) -> tuple[Any, ...]:
+    return tuple(value if fn is None else fn(value) for value, fn in zip(row, results, strict=True))

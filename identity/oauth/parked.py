@@ -1,19 +1,46 @@
-"""Authorization requests parked while the citizen logs in or gives consent."""
+"""Authorization requests parked while the citizen logs in or gives consent.
+
+Every login parks one request, reads it on the login page and again on resume, and
+completes it once: prepared statements (``keys.dbapi``) on the caller's transaction, no
+ORM objects loaded or flushed. The rows handed out are plain ``AuthorizationRequest``
+values, not in any session.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col
 
+from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
 from .models import AuthorizationRequest
 
 LIFETIME = timedelta(minutes=15)
+
+_TABLE = AuthorizationRequest.__table__  # type: ignore[attr-defined]
+_COLUMNS = ("public_id", "client_id", "params_json", "created_at", "expires_at")
+_INSERT = Prepared(insert(_TABLE).values({name: bindparam(name) for name in _COLUMNS}))
+# Still waiting: neither completed nor expired, decided in SQL.
+_WAITING = Prepared(
+    core_select(
+        _TABLE.c.id, _TABLE.c.client_id, _TABLE.c.params_json, _TABLE.c.created_at, _TABLE.c.expires_at
+    )
+    .where(_TABLE.c.public_id == bindparam("public_id"))
+    .where(_TABLE.c.completed_at.is_(None))
+    .where(_TABLE.c.expires_at > bindparam("now"))
+)
+_COMPLETE = Prepared(
+    update(_TABLE)
+    .where(col(AuthorizationRequest.id) == bindparam("row_id"))
+    .where(col(AuthorizationRequest.completed_at).is_(None))
+    .values(completed_at=bindparam("now"))
+)
 
 
 def park(
@@ -24,16 +51,19 @@ def park(
     lifetime: timedelta = LIFETIME,
     now: datetime | None = None,
 ) -> AuthorizationRequest:
+    """Park a request (committed); the value returned carries no ``id``: ``find`` it by
+    its ``public_id``."""
     when = now or utcnow()
     row = AuthorizationRequest(
         public_id=_secrets.public_id("rq"),
         client_id=client_id,
         params_json=json.dumps(params),
+        created_at=when,
         expires_at=when + lifetime,
     )
-    session.add(row)
-    session.commit()
-    session.refresh(row)
+    tx = Tx(session)
+    tx.count(_INSERT, {name: getattr(row, name) for name in _COLUMNS})
+    tx.commit()
     return row
 
 
@@ -43,12 +73,18 @@ def find(
     """A parked request still waiting (not expired, not completed)."""
     if not public_id or len(public_id) > 40:
         return None
-    row = session.exec(
-        select(AuthorizationRequest).where(AuthorizationRequest.public_id == public_id)
-    ).first()
-    if row is None or row.completed_at is not None or as_utc(row.expires_at) <= (now or utcnow()):
+    found = Tx(session).converted(_WAITING, {"public_id": public_id, "now": now or utcnow()})
+    if found is None:
         return None
-    return row
+    row_id, client_id, params_json, created_at, expires_at = found
+    return AuthorizationRequest(
+        id=row_id,
+        public_id=public_id,
+        client_id=client_id,
+        params_json=params_json,
+        created_at=as_utc(created_at),
+        expires_at=as_utc(expires_at),
+    )
 
 
 def params(row: AuthorizationRequest) -> list[tuple[str, str]]:
@@ -56,12 +92,8 @@ def params(row: AuthorizationRequest) -> list[tuple[str, str]]:
 
 
 def complete(session: Session, row: AuthorizationRequest) -> bool:
-    """Mark done once; a second resume of the same request does nothing."""
-    result = session.execute(
-        update(AuthorizationRequest)
-        .where(col(AuthorizationRequest.id) == row.id)
-        .where(col(AuthorizationRequest.completed_at).is_(None))
-        .values(completed_at=utcnow())
-    )
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    """Mark done once; a second resume of the same request does nothing. Commits."""
+    tx = Tx(session)
+    done = tx.count(_COMPLETE, {"row_id": row.id, "now": utcnow()}) == 1
+    tx.commit()
+    return done
