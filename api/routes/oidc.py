@@ -27,6 +27,7 @@ from identity.oauth import claims, clients, grants, logout, parked
 from identity.oauth.grants import Owner
 from identity.oauth.models import AuthorizationRequest
 from identity.oauth.tokens import InvalidToken, check_bearer
+from keys.dbapi import Tx
 from keys.models import utcnow
 
 from .. import cookies, i18n
@@ -227,7 +228,7 @@ def authorize_pairs(
             db=db,
         )
         data = oreq.payload.data
-        client = clients.find(db, data.get("client_id"))
+        client = clients.lookup(oreq.tx, data.get("client_id"))
         if client is None:
             return _error_page(request, "unknown_client")
         redirect_uri = data.get("redirect_uri")
@@ -279,10 +280,12 @@ def authorize_pairs(
                 )
             parked_request = since or parked.park(db, client.client_id, pairs)
             return RedirectResponse(f"/consent?request={parked_request.public_id}", status_code=303)
-        if since is not None and not parked.complete(db, since):
+        # Completed with the code's commit (``save_code``), or with the one below when no code is made.
+        if since is not None and not parked.complete(db, since, commit=False):
             return _error_page(request, "already_done")
         oreq.requested_claims = json.loads(data["claims"]) if "claims" in data else None
         response: Response = services.oauth.create_authorization_response(oreq, grant_user=owner, grant=grant)
+        db.commit()
         location = response.headers.get("location")
         if location:  # RFC 9207: say who we are in every authorization response
             response.headers["location"] = (
@@ -378,8 +381,9 @@ def login_page(request: Request, services: ServicesDep) -> Response:
         if row is None:
             return _error_page(request, "login_expired")
         data = dict(parked.params(row))
-        client = clients.find(db, row.client_id)
-        assert client is not None
+        client = clients.lookup(Tx(db), row.client_id)
+        if client is None:  # disabled since the request was parked
+            return _error_page(request, "unknown_client")
     wanted = data.get("acr_values", "").split()
     methods = [m for m, acr in (("app", "substantial"), ("card", "high")) if claims.satisfies(acr, wanted)]
     hint = data.get("login_hint", "")

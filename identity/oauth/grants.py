@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from keys.dbapi import Prepared, Tx
@@ -32,7 +31,13 @@ REFRESH_LIFETIME = timedelta(days=30)
 # evaluate their WHERE clauses against the session's objects.
 _CODES = AuthorizationCode.__table__  # type: ignore[attr-defined]
 _TOKENS = OAuthToken.__table__  # type: ignore[attr-defined]
-_CODE_BY_HASH = select(AuthorizationCode).where(col(AuthorizationCode.code_hash) == bindparam("code_hash"))
+# Codes are written on every resume and taken on every code exchange: prepared statements,
+# the code handed to Authlib a plain ``AuthorizationCode`` value in no session.
+_CODE_NAMES = tuple(column.name for column in _CODES.columns)
+_CODE_INSERTED = tuple(name for name in _CODE_NAMES if name != "id")
+_INSERT_CODE = Prepared(insert(_CODES).values({name: bindparam(name) for name in _CODE_INSERTED}))
+_CODE_BY_HASH = Prepared(core_select(*_CODES.columns).where(_CODES.c.code_hash == bindparam("code_hash")))
+_CODE_USED = Prepared(core_select(_CODES.c.used_at.is_not(None)).where(_CODES.c.id == bindparam("code_id")))
 # The refresh grant's statements run on the DBAPI connection (``prepared``); its dates are
 # compared in SQL, so the row comes back as plain values.
 _REFRESH_STATE = Prepared(
@@ -53,7 +58,7 @@ _REVOKE_GRANT = Prepared(
     .where(_TOKENS.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
 )
-_TAKE_CODE = (
+_TAKE_CODE = Prepared(
     update(_CODES)
     .where(_CODES.c.id == bindparam("code_id"))
     .where(_CODES.c.used_at.is_(None))
@@ -158,51 +163,53 @@ def save_code(
     claims: dict[str, Any] | None,
     now: datetime | None = None,
 ) -> None:
+    """Store a new code (committed, with whatever else the session's transaction holds)."""
     when = now or utcnow()
-    session.add(
-        AuthorizationCode(
-            code_hash=_secrets.digest(code),
-            client_id=client_id,
-            citizen_id=owner.citizen_id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            nonce=nonce,
-            code_challenge=code_challenge,
-            code_challenge_method=code_challenge_method,
-            claims_json=json.dumps(claims) if claims else None,
-            auth_time=owner.auth_time,
-            acr=owner.acr,
-            amr=" ".join(owner.amr),
-            sid=owner.sid,
-            grant_id=_secrets.public_id("g"),
-            expires_at=when + CODE_LIFETIME,
-        )
+    row = AuthorizationCode(
+        code_hash=_secrets.digest(code),
+        client_id=client_id,
+        citizen_id=owner.citizen_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        nonce=nonce,
+        code_challenge=code_challenge,
+        code_challenge_method=code_challenge_method,
+        claims_json=json.dumps(claims) if claims else None,
+        auth_time=owner.auth_time,
+        acr=owner.acr,
+        amr=" ".join(owner.amr),
+        sid=owner.sid,
+        grant_id=_secrets.public_id("g"),
+        created_at=when,
+        expires_at=when + CODE_LIFETIME,
     )
+    Tx(session).count(_INSERT_CODE, {name: getattr(row, name) for name in _CODE_INSERTED})
     session.commit()
 
 
-def consume_code(
-    session: Session, code: str, client_id: str, *, now: datetime | None = None
-) -> CodeRecord | None:
+def consume_code(tx: Tx, code: str, client_id: str, *, now: datetime | None = None) -> CodeRecord | None:
     """Take a code once. A second use revokes everything issued from it and returns None.
 
-    Does not commit a successful take: the caller commits it together with the tokens it
-    issues (``OAuthServer.save_token``; the token route commits whatever a failed request
-    wrote), so a grant is one write transaction. The conditional UPDATE holds the row (or,
-    on SQLite, the database) until then, so a concurrent second use waits and then finds
-    the code used.
+    Does not commit: the caller commits a successful take together with the tokens it
+    issues (``OAuthServer.save_token``), and a refusal with the revocation it wrote (the
+    token route commits whatever a refused request wrote), so a grant is one write
+    transaction. The conditional UPDATE holds the row (or, on SQLite, the database) until
+    then, so a concurrent second use waits and then finds the code used.
     """
     when = now or utcnow()
-    row = session.exec(_CODE_BY_HASH, params={"code_hash": _secrets.digest(code)}).first()
-    if row is None or row.client_id != client_id:
+    found = tx.converted(_CODE_BY_HASH, {"code_hash": _secrets.digest(code)})
+    if found is None:
         return None
-    result = session.execute(_TAKE_CODE, {"code_id": row.id, "now": when})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(row)  # what the database holds now: used by someone, or expired
-        if row.used_at is not None:
-            revoke_grant(session, row.grant_id, now=when)
+    row = AuthorizationCode(**dict(zip(_CODE_NAMES, found, strict=True)))
+    if row.client_id != client_id:
         return None
-    set_committed_value(row, "used_at", when)
+    if tx.count(_TAKE_CODE, {"code_id": row.id, "now": when}) != 1:
+        # Used by someone (then everything issued from it is revoked), or expired.
+        used = tx.one(_CODE_USED, {"code_id": row.id})
+        if used is not None and used[0]:
+            tx.count(_REVOKE_GRANT, {"grant_id": row.grant_id, "now": when})
+        return None
+    row.used_at = when
     return CodeRecord(row)
 
 

@@ -91,9 +91,13 @@ def params(row: AuthorizationRequest) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in json.loads(row.params_json)]
 
 
-def complete(session: Session, row: AuthorizationRequest) -> bool:
-    """Mark done once; a second resume of the same request does nothing. Commits."""
+def complete(session: Session, row: AuthorizationRequest, *, commit: bool = True) -> bool:
+    """Mark done once; a second resume of the same request does nothing. Commits unless
+    ``commit`` is False: a resume leaves it to the commit that stores its code, one write
+    transaction (and fsync) instead of two, and a resume that fails before then leaves the
+    request to be resumed again."""
     tx = Tx(session)
     done = tx.count(_COMPLETE, {"row_id": row.id, "now": utcnow()}) == 1
-    tx.commit()
+    if commit:
+        tx.commit()
     return done

@@ -70,7 +70,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         )
 
     def query_authorization_code(self, code: str, client: Any) -> CodeRecord | None:
-        return store.consume_code(self.request.db, code, client.get_client_id())
+        return store.consume_code(self.request.tx, code, client.get_client_id())
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Already consumed when it was looked up."""

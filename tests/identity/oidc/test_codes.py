@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from identity.oauth import grants
+from keys.dbapi import Tx
 from keys.models import utcnow
 from tests.conftest import RunningServer
 from tests.identity.oidc.conftest import (
@@ -52,7 +53,9 @@ def test_code_expires_after_60_seconds(
     code = browser.log_in(params, citizen)["code"]
 
     with database(server) as session:
-        assert grants.consume_code(session, code, rp.client_id, now=utcnow() + timedelta(seconds=61)) is None
+        assert (
+            grants.consume_code(Tx(session), code, rp.client_id, now=utcnow() + timedelta(seconds=61)) is None
+        )
 
     assert exchange(server, rp, code, verifier).status_code == 200
 
