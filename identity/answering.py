@@ -70,7 +70,6 @@ _EXPIRE = Prepared(
     .where(_TABLE.c.expires_at <= bindparam("now"))
     .values(state=ApprovalState.EXPIRED.value)
 )
-_DEVICE = Prepared(app_tokens.DEVICE_AND_CITIZEN)
 _RECORD = Prepared(RECORD)
 
 
@@ -95,7 +94,6 @@ def _named(statement: Prepared) -> dict[str, int]:
     return {column.key: index for index, column in enumerate(statement.statement.selected_columns)}  # type: ignore[attr-defined]
 
 
-_DEVICE_COLUMNS = _named(_DEVICE)
 _RECORD_COLUMNS = _named(_RECORD)
 
 
@@ -148,7 +146,7 @@ class Answering:
         try:
             caller = app_tokens.check_token(
                 call.authorization,
-                lambda kid: _first(reader, _DEVICE, _DEVICE_COLUMNS, {"kid": kid}),
+                app_tokens.device_reader(reader),
                 method=call.method,
                 url=call.url,
                 audience=self.audience,

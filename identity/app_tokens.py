@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -175,6 +175,39 @@ def check_token(
         jti=str(claims["jti"]),
         expires=datetime.fromtimestamp(claims["exp"], UTC) + MAX_SKEW,
     )
+    return caller
+
+
+class _Device(NamedTuple):
+    public_key: bytes
+    active: bool
+    citizen_id: int
+    public_id: str
+    state: str
+
+
+_DEVICE = Prepared(DEVICE_AND_CITIZEN)
+
+
+def device_reader(tx: Tx) -> Callable[[str], DeviceRow | None]:
+    """``check_token``'s ``find_device`` as one prepared read on ``tx``."""
+
+    def find(kid: str) -> DeviceRow | None:
+        row = tx.one(_DEVICE, {"kid": kid})
+        if row is None:
+            return None
+        public_key, active, citizen_id, public_id, state = row
+        return _Device(bytes(public_key), bool(active), citizen_id, public_id, state)
+
+    return find
+
+
+def authenticate_in(
+    tx: Tx, authorization: str | None, *, method: str, url: str, audience: str, now: datetime
+) -> AppCaller:
+    """``authenticate`` on a transaction it does not commit (a group's: ``api.group_commit``)."""
+    caller = check_token(authorization, device_reader(tx), method=method, url=url, audience=audience, now=now)
+    use_token_once(tx, caller, now=now)
     return caller
 
 

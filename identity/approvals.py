@@ -46,6 +46,13 @@ _PENDING_OF = Prepared(
     .where(_TABLE.c.state == "pending")
     .order_by(_TABLE.c.created_at, _TABLE.c.id)
 )
+_EXPIRE_OF = Prepared(
+    update(_TABLE)
+    .where(_TABLE.c.citizen_id == bindparam("citizen_id"))
+    .where(_TABLE.c.state == "pending")
+    .where(_TABLE.c.expires_at <= bindparam("now"))
+    .values(state="expired")
+)
 _TAKE = Prepared(
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("request_id"))
@@ -198,16 +205,21 @@ def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest
 def pending_for(
     session: Session, citizen: CitizenRef, *, now: datetime | None = None
 ) -> list[ApprovalRequest]:
-    """The citizen's pending, unexpired requests, oldest first."""
-    when = now or utcnow()
-    tx = Tx(session)
-    pending = [_request(row) for row in tx.converted_rows(_PENDING_OF, {"citizen_id": citizen.id})]
+    """The citizen's pending, unexpired requests, oldest first. Commits."""
+    assert citizen.id is not None
+    pending = pending_in(Tx(session), citizen.id, now=now or utcnow())
+    session.commit()
+    return pending
+
+
+def pending_in(tx: Tx, citizen_id: int, *, now: datetime) -> list[ApprovalRequest]:
+    """``pending_for`` on a transaction it does not commit (a group's: ``api.group_commit``)."""
+    pending = [_request(row) for row in tx.converted_rows(_PENDING_OF, {"citizen_id": citizen_id})]
     # Write (and take the database's write lock) only when something has actually expired.
-    if any(as_utc(request.expires_at) <= when for request in pending):
-        _expire(session, when, citizen_id=citizen.id)
-        for request in pending:
-            _reload(tx, request)
-    return [request for request in pending if request.state == ApprovalState.PENDING.value]
+    if any(as_utc(request.expires_at) <= now for request in pending):
+        tx.count(_EXPIRE_OF, {"citizen_id": citizen_id, "now": now})
+        pending = [request for request in pending if as_utc(request.expires_at) > now]
+    return pending
 
 
 def for_citizen(
