@@ -18,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from keys.dbapi import Prepared, Tx
 from keys.models import as_utc, utcnow
@@ -49,6 +49,13 @@ _PENDING_OF = Prepared(
 _EXPIRE_OF = Prepared(
     update(_TABLE)
     .where(_TABLE.c.citizen_id == bindparam("citizen_id"))
+    .where(_TABLE.c.state == "pending")
+    .where(_TABLE.c.expires_at <= bindparam("now"))
+    .values(state="expired")
+)
+_EXPIRE_ONE = Prepared(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("request_id"))
     .where(_TABLE.c.state == "pending")
     .where(_TABLE.c.expires_at <= bindparam("now"))
     .values(state="expired")
@@ -123,6 +130,36 @@ def open_request(
     now: datetime | None = None,
 ) -> ApprovalRequest:
     """Open a request for the citizen's app. ``binding`` ties it to one browser. Commits."""
+    tx = Tx(session)
+    request = open_request_in(
+        tx,
+        citizen=citizen,
+        kind=kind,
+        hash_value=hash_value,
+        hash_algorithm=hash_algorithm,
+        display_text=display_text,
+        binding=binding,
+        lifetime=lifetime,
+        now=now,
+    )
+    tx.commit()
+    return _by_public_id(tx, request.public_id)  # with its id, as stored
+
+
+def open_request_in(
+    tx: Tx,
+    *,
+    citizen: Citizen,
+    kind: ApprovalKind,
+    hash_value: bytes,
+    hash_algorithm: str,
+    display_text: str,
+    binding: str | None,
+    lifetime: timedelta = MAX_LIFETIME,
+    now: datetime | None = None,
+) -> ApprovalRequest:
+    """``open_request`` on a transaction it does not commit; the request returned carries
+    no ``id``."""
     when = now or utcnow()
     if citizen.state != "active":
         raise CitizenNotActive(f"the citizen's account is {citizen.state}")
@@ -142,22 +179,8 @@ def open_request(
         created_at=when,
         expires_at=when + min(lifetime, MAX_LIFETIME),
     )
-    tx = Tx(session)
     tx.count(_INSERT, {name: getattr(request, name) for name in _INSERTED})
-    tx.commit()
-    return _by_public_id(tx, request.public_id)  # with its id, as stored
-
-
-def _expire(session: Session, now: datetime, **filters: object) -> None:
-    query = (
-        update(ApprovalRequest)
-        .where(col(ApprovalRequest.state) == ApprovalState.PENDING.value)
-        .where(col(ApprovalRequest.expires_at) <= now)
-    )
-    for name, value in filters.items():
-        query = query.where(getattr(ApprovalRequest, name) == value)
-    session.execute(query.values(state=ApprovalState.EXPIRED.value))
-    session.commit()
+    return request
 
 
 _TRANSITIONS: dict[tuple[str, ...], Prepared] = {}
@@ -189,15 +212,15 @@ def write_transition(
     return new if tx.count(_transition_statement(tuple(new)), params) == 1 else None
 
 
-def _current(session: Session, public_id: str, now: datetime) -> ApprovalRequest | None:
-    """Read a request; write only when it is pending past its expiry (then mark it expired)."""
-    tx = Tx(session)
+def _current(tx: Tx, public_id: str, now: datetime) -> ApprovalRequest | None:
+    """Read a request; write only when it is pending past its expiry (then mark it expired;
+    the caller commits)."""
     found = tx.converted(_BY_PUBLIC_ID, {"public_id": public_id})
     if found is None:
         return None
     request = _request(found)
     if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
-        _expire(session, now, public_id=public_id)
+        tx.count(_EXPIRE_ONE, {"request_id": request.id, "now": now})
         _reload(tx, request)
     return request
 
@@ -227,18 +250,20 @@ def for_citizen(
 ) -> ApprovalRequest:
     """One of the citizen's requests, in any state; another citizen's is not found."""
     when = now or utcnow()
-    request = _current(session, public_id, when)
+    request = _current(Tx(session), public_id, when)
+    session.commit()  # an expiry it wrote
     if request is None or request.citizen_id != citizen.id:
         raise ApprovalNotFound("no such approval request")
     return request
 
 
 def for_browser(
-    session: Session, public_id: str, binding: str | None, *, now: datetime | None = None
+    tx: Tx, public_id: str, binding: str | None, *, now: datetime | None = None
 ) -> ApprovalRequest:
-    """A request as seen by the browser that opened it; any other browser gets not found."""
+    """A request as seen by the browser that opened it; any other browser gets not found.
+    Does not commit (an expiry it wrote)."""
     when = now or utcnow()
-    request = _current(session, public_id, when)
+    request = _current(tx, public_id, when)
     if request is None or binding is None or request.binding_hash != _secrets.digest(binding):
         raise ApprovalNotFound("no such approval request in this browser")
     return request
@@ -279,13 +304,7 @@ def refuse(
     return request
 
 
-def take_result(
-    session: Session, request: ApprovalRequest, *, now: datetime | None = None, commit: bool = True
-) -> bool:
-    """Mark a completed request's result as used; True only for the first caller. Commits
-    unless ``commit`` is False (then the caller's commit makes it count)."""
-    tx = Tx(session)
-    taken = tx.count(_TAKE, {"request_id": request.id, "now": now or utcnow()}) == 1
-    if commit:
-        session.commit()
-    return taken
+def take_result(tx: Tx, request: ApprovalRequest, *, now: datetime | None = None) -> bool:
+    """Mark a completed request's result as used; True only for the first caller. Does not
+    commit: the caller's commit makes it count."""
+    return tx.count(_TAKE, {"request_id": request.id, "now": now or utcnow()}) == 1

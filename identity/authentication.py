@@ -118,7 +118,7 @@ def _identity(
 
 
 def start_app_login(
-    session: Session,
+    tx: Tx,
     *,
     personal_code: str,
     country: str = "EE",
@@ -126,14 +126,15 @@ def start_app_login(
     binding: str,
     now: datetime | None = None,
 ) -> ApprovalRequest:
-    """Open an ``auth`` approval for the citizen, bound to the browser's ``binding``."""
-    citizen = citizens.read(session, personal_code, country)
+    """Open an ``auth`` approval for the citizen, bound to the browser's ``binding``. Does
+    not commit; the request returned carries no ``id``."""
+    citizen = citizens.read(tx, personal_code, country)
     if citizen.state != citizens.CitizenState.ACTIVE.value:
         raise CitizenNotActive(f"this account is {citizen.state}: it cannot log in")
     # What the app signs: a fresh random value, hashed, so every login signs something new.
     challenge = hashlib.sha256(b"eid-login-v1\x00" + secrets.token_bytes(32)).digest()
-    return approvals.open_request(
-        session,
+    return approvals.open_request_in(
+        tx,
         citizen=citizen,
         kind=approvals.ApprovalKind.AUTH,
         hash_value=challenge,
@@ -145,7 +146,7 @@ def start_app_login(
 
 
 def finish_app_login(
-    session: Session, request: ApprovalRequest, *, now: datetime | None = None
+    tx: Tx, request: ApprovalRequest, *, now: datetime | None = None
 ) -> AuthenticatedIdentity | None:
     """The identity from a completed ``auth`` request, for its first taker only.
 
@@ -156,9 +157,9 @@ def finish_app_login(
     when = now or utcnow()
     if request.kind != approvals.ApprovalKind.AUTH.value or request.state != "completed":
         return None
-    if not approvals.take_result(session, request, now=when, commit=False):
+    if not approvals.take_result(tx, request, now=when):
         return None
-    citizen = citizens.read_by_id(session, request.citizen_id)
+    citizen = citizens.read_by_id(tx, request.citizen_id)
     assert citizen is not None and request.answered_at is not None and request.certificate_serial
     return identity_of(
         citizen, method="app", auth_time=as_utc(request.answered_at), serial=request.certificate_serial
@@ -224,11 +225,12 @@ _INSERT_SESSION = Prepared(
 )
 
 
-def open_session(session: Session, identity: AuthenticatedIdentity, *, now: datetime | None = None) -> str:
-    """Create a login session; return its secret token (only the hash is stored). Commits."""
+def open_session(tx: Tx, identity: AuthenticatedIdentity, *, now: datetime | None = None) -> str:
+    """Create a login session; return its secret token (only the hash is stored). Does not
+    commit: the caller commits it with the result it was opened from."""
     when = now or utcnow()
     token = _secrets.token()
-    Tx(session).count(
+    tx.count(
         _INSERT_SESSION,
         {
             "public_id": _secrets.public_id("s"),
@@ -243,9 +245,8 @@ def open_session(session: Session, identity: AuthenticatedIdentity, *, now: date
         },
     )
     method = "the citizen app" if identity.method == "app" else "an ID card"
-    citizens.note_activity(session, identity.citizen_id, "login", f"Logged in with {method}")
-    audit.record(session, actor="citizen", action=f"login.{identity.method}", target=str(identity.citizen_id))
-    session.commit()
+    citizens.note_activity_in(tx, identity.citizen_id, "login", f"Logged in with {method}")
+    audit.record_in(tx, actor="citizen", action=f"login.{identity.method}", target=str(identity.citizen_id))
     return token
 
 

@@ -91,19 +91,19 @@ _BY_CODE = Prepared(
 _BY_ID = Prepared(core_select(*_CITIZEN.columns).where(_CITIZEN.c.id == bindparam("citizen_id")))
 
 
-def read(session: Session, personal_code: str, country: str = "EE") -> Citizen:
+def read(tx: Tx, personal_code: str, country: str = "EE") -> Citizen:
     """``find`` for callers that change nothing (a login): one prepared read, and the
     ``Citizen`` returned is a plain value in no session."""
     code = parse_personal_code(personal_code, country)
-    found = Tx(session).converted(_BY_CODE, {"country": code.country, "code": code.code})
+    found = tx.converted(_BY_CODE, {"country": code.country, "code": code.code})
     if found is None:
         raise CitizenNotFound("no citizen is registered with that personal code")
     return Citizen(**dict(zip(_CITIZEN_NAMES, found, strict=True)))
 
 
-def read_by_id(session: Session, citizen_id: int) -> Citizen | None:
+def read_by_id(tx: Tx, citizen_id: int) -> Citizen | None:
     """A citizen by database id, as ``read`` gives it."""
-    found = Tx(session).converted(_BY_ID, {"citizen_id": citizen_id})
+    found = tx.converted(_BY_ID, {"citizen_id": citizen_id})
     return None if found is None else Citizen(**dict(zip(_CITIZEN_NAMES, found, strict=True)))
 
 
@@ -232,12 +232,15 @@ _INSERT_ACTIVITY = Prepared(
 
 
 def note_activity(session: Session, citizen_id: int, kind: str, summary: str) -> None:
-    """Add a line to what the citizen sees in their portal (written, not committed).
-
-    A prepared statement (every login writes one) after a flush of what the caller added,
-    which may be the row this line refers to."""
+    """Add a line to what the citizen sees in their portal (written, not committed), after
+    a flush of what the caller added, which may be the row this line refers to."""
     session.flush()
-    Tx(session).count(
+    note_activity_in(Tx(session), citizen_id, kind, summary)
+
+
+def note_activity_in(tx: Tx, citizen_id: int, kind: str, summary: str) -> None:
+    """``note_activity`` as one prepared statement (every login writes one)."""
+    tx.count(
         _INSERT_ACTIVITY, {"citizen_id": citizen_id, "at": utcnow(), "kind": kind, "summary": summary[:300]}
     )
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -44,6 +44,7 @@ def _digest(entry: AuditEntry) -> str:
 # Prepared (``keys.dbapi``): an append is two small statements on every login, so they
 # skip the ORM's per-statement work; the SQL is the same.
 _LAST_HASH = Prepared(select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1))
+_PG_APPEND_LOCK = Prepared(select(func.pg_advisory_xact_lock(bindparam("key"))))
 _COLUMNS = ("at", "actor", "action", "target", "details", "prev_hash", "hash")
 _INSERT = Prepared(
     insert(AuditEntry.__table__).values(  # type: ignore[attr-defined]
@@ -61,16 +62,22 @@ def record(
     The caller's commit may still lose a race for the predecessor; ``append`` is the
     variant that owns its transaction and retries.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # Concurrent transactions would read the same last entry and the later one would
-        # fail on the unique prev_hash at flush, deep inside the caller's work (a 500 for
-        # an enrolment, say). One transaction-scoped lock makes appends take turns; it is
-        # released at the caller's commit or rollback. SQLite already has one writer.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
     # Callers count on what they added before being written (and their ids set) by now, as
     # an ORM append would have flushed it.
     session.flush()
-    tx = Tx(session)
+    return record_in(Tx(session), actor=actor, action=action, target=target, details=details)
+
+
+def record_in(
+    tx: Tx, *, actor: str, action: str, target: str, details: dict[str, Any] | None = None
+) -> AuditEntry:
+    """``record`` on a transaction of prepared statements (``keys.dbapi``)."""
+    if tx.dialect.name == "postgresql":
+        # Concurrent transactions would read the same last entry and the later one would
+        # fail on the unique prev_hash, deep inside the caller's work (a 500 for an
+        # enrolment, say). One transaction-scoped lock makes appends take turns; it is
+        # released at the caller's commit or rollback. SQLite already has one writer.
+        tx.one(_PG_APPEND_LOCK, {"key": _APPEND_LOCK})
     last = tx.one(_LAST_HASH, {})
     entry = AuditEntry(
         at=utcnow(),

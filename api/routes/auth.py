@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from identity import approvals, authentication
 from identity.authentication import AuthenticatedIdentity
+from identity.models import ApprovalRequest
 from identity.web_eid import validate_auth_token
+from keys.dbapi import Tx
 from keys.models import utcnow
 
 from .. import cookies
@@ -62,19 +64,24 @@ class AppStartOut(BaseModel):
 
 
 @router.post("/app", status_code=201, summary="Start a login with the citizen app")
-def start_app(body: AppStartIn, request: Request, response: Response, services: ServicesDep) -> AppStartOut:
+async def start_app(body: AppStartIn, request: Request, response: Response) -> AppStartOut:
+    # async, its database work one job of the app writer (``api.group_commit``): the
+    # citizen read and the new request share a commit with other app and login calls, and
+    # no thread-pool hop of FastAPI's. Likewise the poll below.
+    services: Services = request.app.state.services
     binding = cookies.binding(request, response, services.settings)
-    with services.session() as session:
-        row = authentication.start_app_login(
-            session,
+    row = await services.answer_writer.run(
+        lambda tx: authentication.start_app_login(
+            tx,
             personal_code=body.personal_code,
             country=body.country,
             relying_party="the e-ID portal",
             binding=binding,
         )
-        return AppStartOut(
-            request_id=row.public_id, verification_code=row.verification_code, expires_at=row.expires_at
-        )
+    )
+    return AppStartOut(
+        request_id=row.public_id, verification_code=row.verification_code, expires_at=row.expires_at
+    )
 
 
 class AppStatusOut(BaseModel):
@@ -84,15 +91,23 @@ class AppStatusOut(BaseModel):
 
 
 @router.get("/app/{request_id}", summary="Poll a login started in this browser")
-def poll_app(request_id: str, request: Request, response: Response, services: ServicesDep) -> AppStatusOut:
-    with services.session() as session:
-        row = approvals.for_browser(session, request_id, request.cookies.get(cookies.BINDING))
-        identity = authentication.finish_app_login(session, row)
-        out = AppStatusOut(state=row.state, reason=row.failure_reason)
-        if identity is not None:
-            cookies.set_session(response, authentication.open_session(session, identity), services.settings)
-            out.identity = identity_out(identity)
-        return out
+async def poll_app(request_id: str, request: Request, response: Response) -> AppStatusOut:
+    services: Services = request.app.state.services
+    binding = request.cookies.get(cookies.BINDING)
+
+    def poll(tx: Tx) -> tuple[ApprovalRequest, AuthenticatedIdentity | None, str | None]:
+        # The result is taken and the login session opened in one transaction.
+        row = approvals.for_browser(tx, request_id, binding)
+        identity = authentication.finish_app_login(tx, row)
+        token = authentication.open_session(tx, identity) if identity is not None else None
+        return row, identity, token
+
+    row, identity, token = await services.answer_writer.run(poll)
+    out = AppStatusOut(state=row.state, reason=row.failure_reason)
+    if identity is not None and token is not None:
+        cookies.set_session(response, token, services.settings)
+        out.identity = identity_out(identity)
+    return out
 
 
 class ChallengeOut(BaseModel):
@@ -131,7 +146,9 @@ def web_eid_login(
             now=now,
         )
         identity = authentication.card_identity(session, validated, now=now)
-        cookies.set_session(response, authentication.open_session(session, identity), services.settings)
+        token = authentication.open_session(Tx(session), identity)
+        session.commit()
+        cookies.set_session(response, token, services.settings)
         return identity_out(identity)
 
 
