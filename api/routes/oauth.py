@@ -86,13 +86,15 @@ async def token(request: Request) -> Response:
 
 
 def _groupable(form: list[tuple[str, str]]) -> bool:
-    """A refresh grant whose client authenticates with a secret (or none): its writes are
-    a few prepared statements on the request's ``Tx`` and nothing commits on its own, so
-    it can share a transaction and a commit with others (``api.group_commit``).
+    """A refresh grant or a code exchange whose client authenticates with a secret (or
+    none): its writes are a few prepared statements on the request's ``Tx`` (the token or
+    code taken, the new tokens, or a reused grant's revocation) and nothing commits on its
+    own, so it can share a transaction and a commit with others (``api.group_commit``).
     ``private_key_jwt`` records its assertion's ``jti`` with a commit of its own, and the
-    other grants use the ORM session; those keep a transaction each."""
+    client credentials grant uses the ORM session; those keep a transaction each."""
     names = {name for name, _ in form}
-    return ("grant_type", "refresh_token") in form and "client_assertion" not in names
+    grant = dict(form).get("grant_type")
+    return grant in ("refresh_token", "authorization_code") and "client_assertion" not in names
 
 
 def _grant(request: Request, services: Services, form: list[tuple[str, str]], tx: Tx) -> Response:
