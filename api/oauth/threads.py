@@ -1,8 +1,9 @@
-"""The token endpoint's own threads for Authlib (synchronous) and the database.
+"""The OAuth endpoints' own threads for Authlib (synchronous) and the database.
 
 Starlette's ``run_in_threadpool`` goes through anyio (a capacity limiter, cancellation
 scopes, run variables): about a fifth of a refresh grant's CPU time before this change.
-The token endpoint hands its work to a plain executor through the event loop instead.
+The token endpoint and the login's pages (authorize, login, resume) hand their work to a
+plain executor through the event loop instead.
 Several threads, not one: while one waits for its commit to reach the disk (SQLite
 ``synchronous=FULL``), the others do their CPU work.
 """
@@ -17,7 +18,7 @@ from functools import partial
 from typing import ParamSpec, TypeVar
 
 WORKERS = 8
-"""Token requests handled at once; more only queue on the database's single writer."""
+"""Requests handled at once; more only queue on the database's single writer."""
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -32,7 +33,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 async def in_thread(function: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """Run ``function`` in a token thread, with the caller's context variables (request id)."""
+    """Run ``function`` in an OAuth thread, with the caller's context variables (request id)."""
     context = contextvars.copy_context()
     call = partial(context.run, function, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_pool(), call)

@@ -33,6 +33,7 @@ from keys.models import utcnow
 from .. import cookies, i18n
 from ..deps import get_services
 from ..oauth.server import Request as OAuthRequest
+from ..oauth.threads import in_thread
 from ..pages import render
 from ..services import Services
 from .oauth import form_pairs
@@ -296,11 +297,16 @@ def authorize_pairs(
         return response
 
 
+# The login's pages (authorize, login, resume) are async routes with one hop to the
+# OAuth threads (``api.oauth.threads``) for Authlib and the database: FastAPI's dependency
+# resolution and its anyio thread pool cost a login's eight requests more than their work.
+
+
 @router.get("/oauth/authorize", summary="Authorization endpoint (GET)", response_class=HTMLResponse)
-def authorize_get(request: Request, services: ServicesDep) -> Response:
-    return authorize_pairs(
-        request, services, list(request.query_params.multi_items()), since=None, posted=False
-    )
+async def authorize_get(request: Request) -> Response:
+    services: Services = request.app.state.services
+    pairs = list(request.query_params.multi_items())
+    return await in_thread(authorize_pairs, request, services, pairs, since=None, posted=False)
 
 
 @router.post("/oauth/authorize", summary="Authorization endpoint (POST)", response_class=HTMLResponse)
@@ -311,12 +317,13 @@ def authorize_post(request: Request, services: ServicesDep, form: FormDep) -> Re
 @router.get(
     "/oauth/authorize/resume", summary="Continue a parked authorization request", response_class=HTMLResponse
 )
-def authorize_resume(
-    request: Request, services: ServicesDep, request_id: Annotated[str, "request"] = ""
-) -> Response:
-    rid = request.query_params.get("request")
+async def authorize_resume(request: Request, request_id: Annotated[str, "request"] = "") -> Response:
+    return await in_thread(_resume, request, request.app.state.services)
+
+
+def _resume(request: Request, services: Services) -> Response:
     with services.session() as db:
-        row = parked.find(db, rid)
+        row = parked.find(db, request.query_params.get("request"))
     if row is None:
         return _error_page(request, "login_expired")
     return authorize_pairs(request, services, parked.params(row), since=row, posted=False)
@@ -375,7 +382,11 @@ def consent_decide(
 
 
 @router.get("/login", summary="Log in", response_class=HTMLResponse)
-def login_page(request: Request, services: ServicesDep) -> Response:
+async def login_page(request: Request) -> Response:
+    return await in_thread(_login_page, request, request.app.state.services)
+
+
+def _login_page(request: Request, services: Services) -> Response:
     with services.session() as db:
         row = parked.find(db, request.query_params.get("request"))
         if row is None:
