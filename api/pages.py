@@ -19,6 +19,9 @@ from . import i18n
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=select_autoescape(["html"]),
+    # The templates ship with the code: no stat() of the file on every page (a restart
+    # picks up a changed template, as it does changed code).
+    auto_reload=False,
 )
 # Templates of this module's own pages are rendered strictly: a misspelt variable is an
 # error in the tests rather than an empty space on a page.

@@ -25,7 +25,6 @@ from identity import authentication
 from identity.authentication import AuthenticatedIdentity
 from identity.oauth import claims, clients, grants, logout, parked
 from identity.oauth.grants import Owner
-from identity.oauth.models import AuthorizationRequest
 from identity.oauth.tokens import InvalidToken, check_bearer
 from keys.dbapi import Tx
 from keys.models import utcnow
@@ -147,7 +146,7 @@ def _usable_identity(
     services: Services,
     request: Request,
     data: dict[str, str],
-    since: AuthorizationRequest | None,
+    since: parked.Parked | None,
 ) -> AuthenticatedIdentity | None:
     """The browser's login, if it is fresh and strong enough for this request."""
     identity = authentication.session_identity(db, request.cookies.get(cookies.SESSION))
@@ -211,7 +210,7 @@ def authorize_pairs(
     services: Services,
     pairs: list[tuple[str, str]],
     *,
-    since: AuthorizationRequest | None,
+    since: parked.Parked | None,
     posted: bool,
 ) -> Response:
     with services.session() as db:

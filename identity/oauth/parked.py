@@ -2,13 +2,14 @@
 
 Every login parks one request, reads it on the login page and again on resume, and
 completes it once: prepared statements (``keys.dbapi``) on the caller's transaction, no
-ORM objects loaded or flushed. The rows handed out are plain ``AuthorizationRequest``
-values, not in any session.
+ORM objects loaded or flushed. What they hand out is a ``Parked`` value (building an ORM
+object cost more than reading the row).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, update
@@ -22,6 +23,22 @@ from .. import _secrets
 from .models import AuthorizationRequest
 
 LIFETIME = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parked:
+    """A parked authorization request (an ``AuthorizationRequest`` row)."""
+
+    id: int | None
+    """Database id (None for one just parked: ``find`` it by ``public_id``)."""
+    public_id: str
+    """What the login and consent pages carry (``?request=``)."""
+    client_id: str
+    params_json: str
+    """The request's parameters, a JSON list of pairs (``params``)."""
+    created_at: datetime
+    expires_at: datetime
+
 
 _TABLE = AuthorizationRequest.__table__  # type: ignore[attr-defined]
 _COLUMNS = ("public_id", "client_id", "params_json", "created_at", "expires_at")
@@ -50,11 +67,12 @@ def park(
     *,
     lifetime: timedelta = LIFETIME,
     now: datetime | None = None,
-) -> AuthorizationRequest:
+) -> Parked:
     """Park a request (committed); the value returned carries no ``id``: ``find`` it by
     its ``public_id``."""
     when = now or utcnow()
-    row = AuthorizationRequest(
+    row = Parked(
+        id=None,
         public_id=_secrets.public_id("rq"),
         client_id=client_id,
         params_json=json.dumps(params),
@@ -67,9 +85,7 @@ def park(
     return row
 
 
-def find(
-    session: Session, public_id: str | None, *, now: datetime | None = None
-) -> AuthorizationRequest | None:
+def find(session: Session, public_id: str | None, *, now: datetime | None = None) -> Parked | None:
     """A parked request still waiting (not expired, not completed)."""
     if not public_id or len(public_id) > 40:
         return None
@@ -77,7 +93,7 @@ def find(
     if found is None:
         return None
     row_id, client_id, params_json, created_at, expires_at = found
-    return AuthorizationRequest(
+    return Parked(
         id=row_id,
         public_id=public_id,
         client_id=client_id,
@@ -87,11 +103,11 @@ def find(
     )
 
 
-def params(row: AuthorizationRequest) -> list[tuple[str, str]]:
+def params(row: Parked) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in json.loads(row.params_json)]
 
 
-def complete(session: Session, row: AuthorizationRequest, *, commit: bool = True) -> bool:
+def complete(session: Session, row: Parked, *, commit: bool = True) -> bool:
     """Mark done once; a second resume of the same request does nothing. Commits unless
     ``commit`` is False: a resume leaves it to the commit that stores its code, one write
     transaction (and fsync) instead of two, and a resume that fails before then leaves the
