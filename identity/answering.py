@@ -31,7 +31,7 @@ from keys.errors import ServiceError
 from keys.ocsp import Lookup, StatusRow
 
 from . import app_tokens
-from .approvals import ApprovalState, write_transition
+from .approvals import EXPIRE_ONE, ApprovalState, write_transition
 from .certificates import RECORD, CertificateChecker
 from .errors import ApprovalNotFound, ApprovalRejected
 from .models import ApprovalRequest
@@ -62,13 +62,6 @@ _REQUEST = Prepared(
         _TABLE.c.state,
         (_TABLE.c.expires_at > bindparam("now")).label("live"),
     ).where(_TABLE.c.public_id == bindparam("public_id"))
-)
-_EXPIRE = Prepared(
-    sa.update(_TABLE)
-    .where(_TABLE.c.id == bindparam("request_id"))
-    .where(_TABLE.c.state == PENDING)
-    .where(_TABLE.c.expires_at <= bindparam("now"))
-    .values(state=ApprovalState.EXPIRED.value)
 )
 _RECORD = Prepared(RECORD)
 
@@ -241,7 +234,7 @@ class Plan:
         request = self.request
         moved = True
         if self.expire and request is not None:
-            tx.count(_EXPIRE, {"request_id": request.id, "now": call.now})
+            tx.count(EXPIRE_ONE, {"request_id": request.id, "now": call.now})
         elif self.state is not None and request is not None:
             moved = _transition(tx, request.id, self.state, call.now, **self.values)
         if self.refusal is not None:

@@ -46,20 +46,22 @@ _PENDING_OF = Prepared(
     .where(_TABLE.c.state == "pending")
     .order_by(_TABLE.c.created_at, _TABLE.c.id)
 )
-_EXPIRE_OF = Prepared(
-    update(_TABLE)
-    .where(_TABLE.c.citizen_id == bindparam("citizen_id"))
-    .where(_TABLE.c.state == "pending")
-    .where(_TABLE.c.expires_at <= bindparam("now"))
-    .values(state="expired")
-)
-_EXPIRE_ONE = Prepared(
-    update(_TABLE)
-    .where(_TABLE.c.id == bindparam("request_id"))
-    .where(_TABLE.c.state == "pending")
-    .where(_TABLE.c.expires_at <= bindparam("now"))
-    .values(state="expired")
-)
+
+
+def _expiring(column: str, param: str) -> Prepared:
+    """Mark expired the pending requests past their expiry whose ``column`` is ``param``."""
+    return Prepared(
+        update(_TABLE)
+        .where(_TABLE.c[column] == bindparam(param))
+        .where(_TABLE.c.state == "pending")
+        .where(_TABLE.c.expires_at <= bindparam("now"))
+        .values(state="expired")
+    )
+
+
+EXPIRE_ONE = _expiring("id", "request_id")
+"""One request (``request_id``, ``now``) if it is pending past its expiry; the answers use it too."""
+_EXPIRE_OF = _expiring("citizen_id", "citizen_id")
 _TAKE = Prepared(
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("request_id"))
@@ -220,7 +222,7 @@ def _current(tx: Tx, public_id: str, now: datetime) -> ApprovalRequest | None:
         return None
     request = _request(found)
     if request.state == ApprovalState.PENDING.value and as_utc(request.expires_at) <= now:
-        tx.count(_EXPIRE_ONE, {"request_id": request.id, "now": now})
+        tx.count(EXPIRE_ONE, {"request_id": request.id, "now": now})
         _reload(tx, request)
     return request
 
