@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from identity.oauth import grants
+from identity.oauth.models import AuthorizationCode
 from keys.dbapi import Tx
 from keys.models import utcnow
 from tests.conftest import RunningServer
@@ -122,3 +124,24 @@ def test_concurrent_redemption_has_exactly_one_winner(
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200] + [400] * (n - 1), [r.text for r in results]
     assert {r.json()["error"] for r in results if r.status_code == 400} == {"invalid_grant"}
+
+
+def test_a_parked_request_gives_one_code(
+    server: RunningServer, browser: Browser, citizen: Citizen, rp: RelyingParty
+) -> None:
+    """A resume completes its parked request (with the commit that stores its code):
+    resuming it again gives no second code, only the page that says the login is over."""
+    params, _ = code_request(rp)
+    to_login = browser.authorize(params)
+    back = browser.login_with_app(to_login.headers["location"], citizen)
+    assert back.status_code == 303 and "code=" in back.headers["location"]
+    before = _codes(server)
+    again = browser.http.get(back.request.url)
+    assert again.status_code == 400
+    assert "location" not in again.headers
+    assert _codes(server) == before
+
+
+def _codes(server: RunningServer) -> int:
+    with database(server) as session:
+        return int(session.execute(select(func.count()).select_from(AuthorizationCode)).scalar_one())

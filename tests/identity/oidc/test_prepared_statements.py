@@ -93,3 +93,22 @@ def test_the_connection_goes_back_to_the_pool(engine: Engine) -> None:
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     with Tx.open(engine) as check:
         assert check.one(_LATER_THAN, {"now": utcnow()}) is None
+
+
+_EXPIRIES = Prepared(select(_TOKENS.c.grant_id, _TOKENS.c.access_expires_at).order_by(_TOKENS.c.grant_id))
+
+
+def test_converted_rows_read_dates_back_as_the_orm_does(engine: Engine) -> None:
+    with Tx.open(engine) as tx:
+        tx.count(_INSERT, _row("g-a", timedelta(minutes=1)))
+        tx.count(_INSERT, _row("g-b", timedelta(minutes=2)))
+        tx.commit()
+    with Session(engine) as session:
+        orm = {row.grant_id: row.access_expires_at for row in session.execute(select(OAuthToken)).scalars()}
+    with Tx.open(engine) as tx:
+        raw = tx.one(_EXPIRIES, {})
+        first = tx.converted(_EXPIRIES, {})
+        rows = tx.converted_rows(_EXPIRIES, {})
+    assert raw is not None and isinstance(raw[1], str)  # SQLite's driver gives the stored text
+    assert first == ("g-a", orm["g-a"])
+    assert rows == [("g-a", orm["g-a"]), ("g-b", orm["g-b"])]
