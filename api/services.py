@@ -176,9 +176,8 @@ class Services:
         self.answer_writer = GroupCommit(self.engine, name="app-answers")
         self.token_writer = GroupCommit(self.engine, name="token-grants")
         self.key_ring = KeyRing(self.session, self.keystore)
-        # Loaded (and the keys of ``eid init`` registered) now: a code exchange signs its ID
-        # token inside the token writer's transaction, where the ring's later reloads only
-        # read; a first-time registration there would wait on that very transaction.
+        # Loaded now, so that its one write (the keys of ``eid init`` registered) is not made
+        # inside a token group's transaction, where it would wait on that very transaction.
         self.key_ring.active()
         self.oauth = OAuthServer(issuer=self.issuer, keystore=self.keystore, keys=self.key_ring.active)
 

@@ -26,6 +26,7 @@ from identity.models import ApprovalRequest, Citizen
 from keys import crl as crls
 from keys.blobs import BlobStore
 from keys.ca import CertState, Issuer
+from keys.dbapi import Tx
 from keys.models import CertificateRecord, as_utc, utcnow
 from keys.profiles import Profile
 from signing import (
@@ -155,8 +156,9 @@ async def start(
         with services.session() as db:
             citizen = db.get(Citizen, citizen_id)
             assert citizen is not None
+            # Committed below with the signing session it belongs to.
             request = approvals.open_request(
-                db,
+                Tx(db),
                 citizen=citizen,
                 kind=approvals.ApprovalKind.SIGN,
                 hash_value=prepared.digest_to_sign,

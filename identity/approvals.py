@@ -37,7 +37,10 @@ _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
 _NAMES = tuple(column.name for column in _TABLE.columns)
 _INSERTED = tuple(name for name in _NAMES if name != "id")
-_INSERT = Prepared(insert(_TABLE).values({name: bindparam(name) for name in _INSERTED}))
+# RETURNING: the request as stored, its id included, without reading it again.
+_INSERT = Prepared(
+    insert(_TABLE).values({name: bindparam(name) for name in _INSERTED}).returning(*_TABLE.columns)
+)
 _BY_PUBLIC_ID = Prepared(core_select(*_TABLE.columns).where(_TABLE.c.public_id == bindparam("public_id")))
 _BY_ID = Prepared(core_select(*_TABLE.columns).where(_TABLE.c.id == bindparam("request_id")))
 _PENDING_OF = Prepared(
@@ -73,12 +76,6 @@ _TAKE = Prepared(
 
 def _request(values: tuple[object, ...]) -> ApprovalRequest:
     return ApprovalRequest(**dict(zip(_NAMES, values, strict=True)))
-
-
-def _by_public_id(tx: Tx, public_id: str) -> ApprovalRequest:
-    found = tx.converted(_BY_PUBLIC_ID, {"public_id": public_id})
-    assert found is not None
-    return _request(found)
 
 
 def _reload(tx: Tx, request: ApprovalRequest) -> None:
@@ -120,35 +117,6 @@ def verification_code(hash_value: bytes) -> str:
 
 
 def open_request(
-    session: Session,
-    *,
-    citizen: Citizen,
-    kind: ApprovalKind,
-    hash_value: bytes,
-    hash_algorithm: str,
-    display_text: str,
-    binding: str | None,
-    lifetime: timedelta = MAX_LIFETIME,
-    now: datetime | None = None,
-) -> ApprovalRequest:
-    """Open a request for the citizen's app. ``binding`` ties it to one browser. Commits."""
-    tx = Tx(session)
-    request = open_request_in(
-        tx,
-        citizen=citizen,
-        kind=kind,
-        hash_value=hash_value,
-        hash_algorithm=hash_algorithm,
-        display_text=display_text,
-        binding=binding,
-        lifetime=lifetime,
-        now=now,
-    )
-    tx.commit()
-    return _by_public_id(tx, request.public_id)  # with its id, as stored
-
-
-def open_request_in(
     tx: Tx,
     *,
     citizen: Citizen,
@@ -160,8 +128,8 @@ def open_request_in(
     lifetime: timedelta = MAX_LIFETIME,
     now: datetime | None = None,
 ) -> ApprovalRequest:
-    """``open_request`` on a transaction it does not commit; the request returned carries
-    no ``id``."""
+    """Open a request for the citizen's app. ``binding`` ties it to one browser. Does not
+    commit: the caller commits it with what it belongs to (a signing session, say)."""
     when = now or utcnow()
     if citizen.state != "active":
         raise CitizenNotActive(f"the citizen's account is {citizen.state}")
@@ -181,8 +149,9 @@ def open_request_in(
         created_at=when,
         expires_at=when + min(lifetime, MAX_LIFETIME),
     )
-    tx.count(_INSERT, {name: getattr(request, name) for name in _INSERTED})
-    return request
+    stored = tx.converted(_INSERT, {name: getattr(request, name) for name in _INSERTED})
+    assert stored is not None
+    return _request(stored)
 
 
 _TRANSITIONS: dict[tuple[str, ...], Prepared] = {}

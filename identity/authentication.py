@@ -127,13 +127,13 @@ def start_app_login(
     now: datetime | None = None,
 ) -> ApprovalRequest:
     """Open an ``auth`` approval for the citizen, bound to the browser's ``binding``. Does
-    not commit; the request returned carries no ``id``."""
+    not commit."""
     citizen = citizens.read(tx, personal_code, country)
     if citizen.state != citizens.CitizenState.ACTIVE.value:
         raise CitizenNotActive(f"this account is {citizen.state}: it cannot log in")
     # What the app signs: a fresh random value, hashed, so every login signs something new.
     challenge = hashlib.sha256(b"eid-login-v1\x00" + secrets.token_bytes(32)).digest()
-    return approvals.open_request_in(
+    return approvals.open_request(
         tx,
         citizen=citizen,
         kind=approvals.ApprovalKind.AUTH,

@@ -98,13 +98,17 @@ def read(tx: Tx, personal_code: str, country: str = "EE") -> Citizen:
     found = tx.converted(_BY_CODE, {"country": code.country, "code": code.code})
     if found is None:
         raise CitizenNotFound("no citizen is registered with that personal code")
-    return Citizen(**dict(zip(_CITIZEN_NAMES, found, strict=True)))
+    return _citizen(found)
 
 
 def read_by_id(tx: Tx, citizen_id: int) -> Citizen | None:
     """A citizen by database id, as ``read`` gives it."""
     found = tx.converted(_BY_ID, {"citizen_id": citizen_id})
-    return None if found is None else Citizen(**dict(zip(_CITIZEN_NAMES, found, strict=True)))
+    return None if found is None else _citizen(found)
+
+
+def _citizen(row: tuple[object, ...]) -> Citizen:
+    return Citizen(**dict(zip(_CITIZEN_NAMES, row, strict=True)))
 
 
 def _new_activation_code(

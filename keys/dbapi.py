@@ -35,7 +35,8 @@ class _Compiled:
     literals: dict[str, Any]
     """Values the statement carries itself (``state == "pending"``), by bind name."""
     results: tuple[Callable[[Any], Any] | None, ...]
-    """A SELECT's conversions of the values read, column by column (dates on SQLite)."""
+    """Conversions of the values a SELECT (or a RETURNING) reads, column by column (dates
+    on SQLite)."""
 
 
 class Prepared:
@@ -70,7 +71,7 @@ class Prepared:
                 },
                 results=tuple(
                     column.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for column in getattr(self.statement, "selected_columns", ())
+                    for column in getattr(self.statement, "exported_columns", ())
                 ),
             )
             self._by_dialect[dialect.name] = compiled

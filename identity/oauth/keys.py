@@ -66,13 +66,18 @@ class KeyRing:
         self._keystore = keystore
         self._lock = threading.Lock()
         self._loaded_at = 0.0
+        self._registered = False
         self._active: dict[str, SigningKey] = {}
         self._published: list[SigningKey] = []
 
     def _refresh(self) -> None:
         now = utcnow()
         with self._new_session() as session:  # type: ignore[operator]
-            ensure_registered(session)
+            # Registered once; later reloads only read (they may run inside a token group's
+            # transaction: api.group_commit).
+            if not self._registered:
+                ensure_registered(session)
+                self._registered = True
             rows = list(session.exec(select(SigningKeyRecord).order_by(col(SigningKeyRecord.created_at))))
         active: dict[str, SigningKey] = {}
         published = []

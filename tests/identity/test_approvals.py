@@ -9,6 +9,7 @@ import pytest
 
 from identity import approvals, citizens
 from identity.errors import ApprovalRejected
+from keys.dbapi import Tx
 from keys.models import utcnow
 from tests.conftest import ServiceEnv
 from tests.identity.test_login_with_app import fresh_code
@@ -39,7 +40,7 @@ def test_expiry_and_refusal(service_env: ServiceEnv) -> None:
         session.commit()
         now = utcnow()
         request = approvals.open_request(
-            session,
+            Tx(session),
             citizen=registered,
             kind=approvals.ApprovalKind.AUTH,
             hash_value=hashlib.sha256(b"x").digest(),
@@ -49,6 +50,7 @@ def test_expiry_and_refusal(service_env: ServiceEnv) -> None:
             lifetime=timedelta(minutes=10),
             now=now,
         )
+        session.commit()
         # The lifetime is capped at two minutes.
         assert request.expires_at - request.created_at <= timedelta(seconds=121)
         assert approvals.pending_for(session, registered, now=now) == [request]
@@ -58,7 +60,7 @@ def test_expiry_and_refusal(service_env: ServiceEnv) -> None:
             approvals.refuse(session, registered, request.public_id, now=later)
         with pytest.raises(ApprovalRejected):
             approvals.open_request(
-                session,
+                Tx(session),
                 citizen=registered,
                 kind=approvals.ApprovalKind.SIGN,
                 hash_value=b"short",
