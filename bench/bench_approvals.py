@@ -186,13 +186,14 @@ def _check(env: h.Environment, app: ca.CitizenApp) -> Callable[[], None]:
     def check() -> None:
         from identity import approvals
         from identity.models import ApprovalRequest, Citizen
+        from keys.dbapi import Tx
 
         digest = os.urandom(32)
         with ca.database(env.service) as session:
             citizen = session.get(Citizen, app.citizen_id)
             assert citizen is not None
             row = approvals.open_request(
-                session,
+                Tx(session),
                 citizen=citizen,
                 kind=approvals.ApprovalKind.AUTH,
                 hash_value=digest,
@@ -200,6 +201,7 @@ def _check(env: h.Environment, app: ca.CitizenApp) -> Callable[[], None]:
                 display_text="Log in to the benchmark check",
                 binding="bench-check",
             )
+            session.commit()  # open_request writes on the caller's transaction
             public_id = row.public_id
         path = ANSWER_PATH + public_id
         body = app.approval_body(digest)
