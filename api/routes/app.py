@@ -20,6 +20,7 @@ from keys.models import utcnow
 from ..deps import get_services
 from ..services import Services
 from ._binary import Base64Bytes, encode
+from ._lean import documented, header, header_parameter, lean, path_parameter, request_path
 from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/app", tags=["citizen app"])
@@ -36,7 +37,7 @@ def _authenticate(
         session,
         authorization,
         method=request.method,
-        url=services.settings.public_url.rstrip("/") + request.url.path,
+        url=services.settings.public_url.rstrip("/") + request_path(request),
         audience=services.settings.public_url,
     )
 
@@ -83,15 +84,25 @@ def _out(row: ApprovalRequest) -> RequestOut:
     )
 
 
-@router.get(
-    "/requests", response_model=RequestList, summary="Pending approval requests of the device's citizen"
+_APP_TOKEN = header_parameter("Authorization", "EID-App <request token>")
+
+
+@lean(
+    router,
+    "/requests",
+    method="GET",
+    response_model=RequestList,
+    summary="Pending approval requests of the device's citizen",
+    openapi_extra=documented(_APP_TOKEN),
 )
-async def list_requests(request: Request, authorization: AuthorizationHeader = None) -> Response:
+async def list_requests(request: Request) -> Response:
     # Polled by every app and read on every login: the token check, its jti and the list
     # run as one job of the answer writer (one commit shared with other calls; no
-    # thread-pool hop of FastAPI's for a dependency and another for the route).
+    # thread-pool hop of FastAPI's for a dependency and another for the route). Its
+    # parameters are read off the request (``_lean``).
     services: Services = request.app.state.services
-    url = services.settings.public_url.rstrip("/") + request.url.path
+    authorization = header(request, b"authorization")
+    url = services.settings.public_url.rstrip("/") + request_path(request)
     now = utcnow()
 
     def pending(tx: Tx) -> list[ApprovalRequest]:
@@ -123,41 +134,43 @@ class AnswerOut(BaseModel):
     state: str
 
 
-_ANSWER_BODY = {
-    "requestBody": {
+_ANSWER_DOC = documented(
+    path_parameter("request_id", "The approval request's id"),
+    _APP_TOKEN,
+    requestBody={
         "required": True,
         "content": {"application/json": {"schema": AnswerIn.model_json_schema()}},
-    }
-}
+    },
+)
 
 
-@router.post(
+@lean(
+    router,
     "/requests/{request_id}",
+    method="POST",
     response_model=AnswerOut,
     summary="Approve (with a signature) or refuse a request",
-    openapi_extra=_ANSWER_BODY,
+    openapi_extra=_ANSWER_DOC,
 )
-async def answer(
-    request_id: str,
-    request: Request,
-    authorization: AuthorizationHeader = None,
-) -> Response:
+async def answer(request: Request) -> Response:
     # The whole answer (request token, its jti, the request, certificate, OCSP, signature,
     # the conditional update) runs in the answer writer's thread, in a transaction it shares
     # with the answers that arrived meanwhile: one commit (one fsync) for all of them, and
     # no thread-pool hop of FastAPI's (identity.answering, api.group_commit). Checking on the
     # event loop and writing in the thread was tried: the writer then found one answer
     # waiting at a time, and one commit per answer cost more than the hop it saved. The
-    # body is read here, as FastAPI would, with the same 422 for a malformed one.
+    # body is read here, as FastAPI would, with the same 422 for a malformed one, and the
+    # path parameter and header too (``_lean``).
     services: Services = request.app.state.services
+    request_id: str = request.path_params["request_id"]
     try:
         body = AnswerIn.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     call = AppAnswer(
-        authorization=authorization,
+        authorization=header(request, b"authorization"),
         method=request.method,
-        url=services.settings.public_url.rstrip("/") + request.url.path,
+        url=services.settings.public_url.rstrip("/") + request_path(request),
         request_id=request_id,
         decision=body.decision,
         certificate=body.certificate,

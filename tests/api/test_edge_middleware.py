@@ -48,8 +48,8 @@ def test_every_kind_of_answer_gets_id_headers_log_line_and_metric(
     caplog.set_level(logging.INFO, logger="eid.access")
     caplog.handler.addFilter(logs.MaskPersonalCodes())
     # (request id, method, route template, status, how to ask). Refusals made before routing
-    # (413 on a declared length, 429) are matched again from the path; for routes of
-    # included routers that finds no template ("unmatched"), as before the layers merged.
+    # (413 on a declared length, 429) are matched again from the path, which finds the
+    # route's template too (the app's routes are one flat list: api/app.py ``_routes``).
     cases: list[tuple[str, str, str, int, dict[str, Any]]] = [
         ("edge-ok-000001", "GET", "/healthz", 200, {"url": "/healthz"}),
         ("edge-nf-000002", "GET", "unmatched", 404, {"url": "/no/such/page"}),
@@ -59,7 +59,7 @@ def test_every_kind_of_answer_gets_id_headers_log_line_and_metric(
         (
             "edge-413-decl6",
             "POST",
-            "unmatched",
+            "/api/v1/auth/app",
             413,
             {"url": "/api/v1/auth/app", "content": b"{" + b" " * SMALL + b"}"},
         ),
@@ -78,7 +78,7 @@ def test_every_kind_of_answer_gets_id_headers_log_line_and_metric(
     ]
     enrolment = {"url": "/api/v1/enrolment", "json": {"activation_code": "WRONG-CODE"}}
     cases += [(f"edge-429-try-{n}", "POST", "/api/v1/enrolment", 400, enrolment) for n in (1, 2)]
-    cases.append(("edge-429-try-3", "POST", "unmatched", 429, enrolment))
+    cases.append(("edge-429-try-3", "POST", "/api/v1/enrolment", 429, enrolment))
     before = {(m, r, s): _requests_total(m, r, s) for _, m, r, s, _ in cases}
     answers = {}
     with client_for(service_env, **SETTINGS) as client:

@@ -1,0 +1,88 @@
+"""The busiest routes, without FastAPI's parameter machinery.
+
+For every request FastAPI resolves the endpoint's declared parameters (path, query,
+headers, body) through pydantic, validates the returned model again, and
+``request.url`` parses the whole URL once more. On the citizen app's answer that was
+about a tenth of the request's CPU. A ``lean`` route is an ``async`` endpoint that takes
+the ``Request`` and returns a ``Response``: FastAPI's routing, exception handlers and
+body limits still apply, but the endpoint reads what it needs itself (``header``,
+``request_path``, the body with its own model) and builds its own answer. Its parameters
+and answer are documented in the OpenAPI schema by ``documented`` and ``response_model``
+instead of by its signature, so the schema stays what a client sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[[Request], Coroutine[Any, Any, Response]])
+
+
+class LeanRoute(APIRoute):
+    """A route whose endpoint is called with the request as it is (FastAPI's documented
+    extension point, ``get_route_handler``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
+
+
+def lean(
+    router: APIRouter, path: str, *, method: str, **documentation: Any
+) -> Callable[[_Endpoint], _Endpoint]:
+    """Register ``async def endpoint(request) -> Response`` on ``router`` as a ``LeanRoute``;
+    ``documentation`` is what ``router.get``/``router.post`` take (summary, response_model,
+    status_code, openapi_extra ...), used for the schema only."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=[method], route_class_override=LeanRoute, **documentation
+        )
+        return endpoint
+
+    return register
+
+
+def request_path(request: Request) -> str:
+    """``request.url.path`` without building the URL: the scope's path with the three
+    characters a URL cannot carry raw escaped, exactly as Starlette's ``URL`` does."""
+    path: str = request.scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    return path
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of a header (``name`` in lower case), as Starlette's ``Headers.get``."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def header_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def documented(*parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """``openapi_extra`` for a lean route: its parameters, and any other operation fields."""
+    return {"parameters": list(parameters), **extra}
