@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 _Endpoint = TypeVar("_Endpoint", bound=Callable[[Request], Coroutine[Any, Any, Response]])
 
@@ -63,11 +64,28 @@ def header(request: Request, name: bytes) -> str | None:
     return None
 
 
+def with_cookies(response: Response, cookie_jar: Response) -> Response:
+    """``response`` with the cookies set on ``cookie_jar`` (what FastAPI does with the
+    temporary ``response`` parameter of an endpoint, done here by the endpoint)."""
+    response.raw_headers.extend(item for item in cookie_jar.raw_headers if item[0] == b"set-cookie")
+    return response
+
+
 def path_parameter(name: str, description: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def query_parameter(name: str, description: str, *, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
         "schema": {"type": "string"},
         "description": description,
     }
@@ -85,4 +103,18 @@ def header_parameter(name: str, description: str) -> dict[str, Any]:
 
 def documented(*parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """``openapi_extra`` for a lean route: its parameters, and any other operation fields."""
-    return {"parameters": list(parameters), **extra}
+    return {"parameters": list(parameters), **extra} if parameters else extra
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The ``requestBody`` of a lean route that reads ``model`` as JSON."""
+    return {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Validation Error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+    }
+}
+"""``responses`` of a lean route that answers a malformed body as FastAPI would."""

@@ -20,7 +20,16 @@ from keys.models import utcnow
 from ..deps import get_services
 from ..services import Services
 from ._binary import Base64Bytes, encode
-from ._lean import documented, header, header_parameter, lean, path_parameter, request_path
+from ._lean import (
+    VALIDATION_ERROR,
+    documented,
+    header,
+    header_parameter,
+    json_body,
+    lean,
+    path_parameter,
+    request_path,
+)
 from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/app", tags=["citizen app"])
@@ -135,12 +144,7 @@ class AnswerOut(BaseModel):
 
 
 _ANSWER_DOC = documented(
-    path_parameter("request_id", "The approval request's id"),
-    _APP_TOKEN,
-    requestBody={
-        "required": True,
-        "content": {"application/json": {"schema": AnswerIn.model_json_schema()}},
-    },
+    path_parameter("request_id", "The approval request's id"), _APP_TOKEN, requestBody=json_body(AnswerIn)
 )
 
 
@@ -149,6 +153,7 @@ _ANSWER_DOC = documented(
     "/requests/{request_id}",
     method="POST",
     response_model=AnswerOut,
+    responses=VALIDATION_ERROR,
     summary="Approve (with a signature) or refuse a request",
     openapi_extra=_ANSWER_DOC,
 )

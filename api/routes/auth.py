@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from identity import approvals, authentication
 from identity.authentication import AuthenticatedIdentity
@@ -18,6 +19,8 @@ from keys.models import utcnow
 from .. import cookies
 from ..deps import get_services
 from ..services import Services
+from ._lean import VALIDATION_ERROR, documented, json_body, lean, path_parameter, with_cookies
+from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -63,13 +66,28 @@ class AppStartOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/app", status_code=201, summary="Start a login with the citizen app")
-async def start_app(body: AppStartIn, request: Request, response: Response) -> AppStartOut:
-    # async, its database work one job of the app writer (``api.group_commit``): the
-    # citizen read and the new request share a commit with other app and login calls, and
-    # no thread-pool hop of FastAPI's. Likewise the poll below.
+@lean(
+    router,
+    "/app",
+    method="POST",
+    status_code=201,
+    response_model=AppStartOut,
+    responses=VALIDATION_ERROR,
+    summary="Start a login with the citizen app",
+    openapi_extra=documented(requestBody=json_body(AppStartIn)),
+)
+async def start_app(request: Request) -> Response:
+    # A lean route (``_lean``: the body read here, with FastAPI's 422 for a malformed one),
+    # its database work one job of the app writer (``api.group_commit``): the citizen read
+    # and the new request share a commit with other app and login calls, and no
+    # thread-pool hop. Likewise the poll below.
     services: Services = request.app.state.services
-    binding = cookies.binding(request, response, services.settings)
+    try:
+        body = AppStartIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    cookie_jar = Response()
+    binding = cookies.binding(request, cookie_jar, services.settings)
     row = await services.answer_writer.run(
         lambda tx: authentication.start_app_login(
             tx,
@@ -79,9 +97,10 @@ async def start_app(body: AppStartIn, request: Request, response: Response) -> A
             binding=binding,
         )
     )
-    return AppStartOut(
+    out = AppStartOut(
         request_id=row.public_id, verification_code=row.verification_code, expires_at=row.expires_at
     )
+    return with_cookies(json_response(out, 201), cookie_jar)
 
 
 class AppStatusOut(BaseModel):
@@ -90,9 +109,17 @@ class AppStatusOut(BaseModel):
     identity: IdentityOut | None = None
 
 
-@router.get("/app/{request_id}", summary="Poll a login started in this browser")
-async def poll_app(request_id: str, request: Request, response: Response) -> AppStatusOut:
+@lean(
+    router,
+    "/app/{request_id}",
+    method="GET",
+    response_model=AppStatusOut,
+    summary="Poll a login started in this browser",
+    openapi_extra=documented(path_parameter("request_id", "The login's approval request id")),
+)
+async def poll_app(request: Request) -> Response:
     services: Services = request.app.state.services
+    request_id: str = request.path_params["request_id"]
     binding = request.cookies.get(cookies.BINDING)
 
     def poll(tx: Tx) -> tuple[ApprovalRequest, AuthenticatedIdentity | None, str | None]:
@@ -104,10 +131,12 @@ async def poll_app(request_id: str, request: Request, response: Response) -> App
 
     row, identity, token = await services.answer_writer.run(poll)
     out = AppStatusOut(state=row.state, reason=row.failure_reason)
-    if identity is not None and token is not None:
-        cookies.set_session(response, token, services.settings)
-        out.identity = identity_out(identity)
-    return out
+    if identity is None or token is None:
+        return json_response(out)
+    out.identity = identity_out(identity)
+    response = json_response(out)
+    cookies.set_session(response, token, services.settings)
+    return response
 
 
 class ChallengeOut(BaseModel):

@@ -15,6 +15,7 @@ from ..oauth.form import MAX_FORM_BYTES, MalformedForm, is_form, parse_form
 from ..oauth.server import Request as OAuthRequest
 from ..oauth.threads import in_thread
 from ..services import Services
+from ._lean import lean
 
 router = APIRouter(tags=["OAuth 2.0 and OpenID Connect"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -57,8 +58,10 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-@router.post(
+@lean(
+    router,
     "/oauth/token",
+    method="POST",
     summary="Token endpoint (RFC 6749)",
     openapi_extra={
         "requestBody": {

@@ -35,6 +35,7 @@ from ..oauth.server import Request as OAuthRequest
 from ..oauth.threads import in_thread
 from ..pages import render
 from ..services import Services
+from ._lean import documented, lean, query_parameter
 from .oauth import form_pairs
 
 router = APIRouter(tags=["OAuth 2.0 and OpenID Connect"])
@@ -301,7 +302,13 @@ def authorize_pairs(
 # resolution and its anyio thread pool cost a login's eight requests more than their work.
 
 
-@router.get("/oauth/authorize", summary="Authorization endpoint (GET)", response_class=HTMLResponse)
+@lean(
+    router,
+    "/oauth/authorize",
+    method="GET",
+    summary="Authorization endpoint (GET)",
+    response_class=HTMLResponse,
+)
 async def authorize_get(request: Request) -> Response:
     services: Services = request.app.state.services
     pairs = list(request.query_params.multi_items())
@@ -313,10 +320,15 @@ def authorize_post(request: Request, services: ServicesDep, form: FormDep) -> Re
     return authorize_pairs(request, services, form, since=None, posted=True)
 
 
-@router.get(
-    "/oauth/authorize/resume", summary="Continue a parked authorization request", response_class=HTMLResponse
+@lean(
+    router,
+    "/oauth/authorize/resume",
+    method="GET",
+    summary="Continue a parked authorization request",
+    response_class=HTMLResponse,
+    openapi_extra=documented(query_parameter("request", "The parked request's id, from the login page")),
 )
-async def authorize_resume(request: Request, request_id: Annotated[str, "request"] = "") -> Response:
+async def authorize_resume(request: Request) -> Response:
     return await in_thread(_resume, request, request.app.state.services)
 
 
@@ -380,7 +392,14 @@ def consent_decide(
 # Login page (the flows themselves are the /api/v1/auth endpoints).
 
 
-@router.get("/login", summary="Log in", response_class=HTMLResponse)
+@lean(
+    router,
+    "/login",
+    method="GET",
+    summary="Log in",
+    response_class=HTMLResponse,
+    openapi_extra=documented(query_parameter("request", "The parked authorization request's id")),
+)
 async def login_page(request: Request) -> Response:
     return await in_thread(_login_page, request, request.app.state.services)
 

@@ -5,6 +5,7 @@ gets the request id, the security headers, one access log line and its metric sa
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,3 +162,22 @@ def test_metric_series_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     # Past the bound a series is still counted, just looked up every time.
     assert children[5][0] is observability.REQUESTS.labels("M5", "/edge-test", "200")
     assert observability._series("M0", "/edge-test", 200) is children[0]
+
+
+def test_fresh_request_ids_are_unique_and_a_forked_child_draws_its_own() -> None:
+    ids = {observability._request_id(None) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert observability._request_id(b"given-id-123") == "given-id-123"
+    assert len(observability._request_id(b"bad id")) == 32  # not well formed: a fresh one
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then leave at once
+        os.write(write, observability._request_id(None).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = observability._request_id(None)
+    assert len(child) == 32 and child[:16] != parent[:16]
