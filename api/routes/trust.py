@@ -13,7 +13,7 @@ from datetime import timedelta
 from email.utils import format_datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from keys import crl
@@ -25,6 +25,7 @@ from keys.tsa import rejection
 from ..deps import get_services
 from ..problems import problem
 from ..services import Services
+from ._lean import documented, lean, path_parameter
 
 router = APIRouter(tags=["trust services"])
 T = TypeVar("T")
@@ -87,8 +88,10 @@ _OCSP_DOC = {
 }
 
 
-@router.post(
+@lean(
+    router,
     "/ocsp",
+    method="POST",
     summary="OCSP responder (RFC 6960), POST",
     response_class=Response,
     responses={200: _OCSP_DOC, 400: _OCSP_DOC},
@@ -109,14 +112,24 @@ async def ocsp_post(request: Request) -> Response:
     return _ocsp_response(answer, cache=False)
 
 
-@router.get(
+MAX_GET_REQUEST = 4096
+"""Characters of a base64 OCSP request in a GET path at most (a request is a few hundred)."""
+
+
+@lean(
+    router,
     "/ocsp/{encoded:path}",
+    method="GET",
     summary="OCSP responder (RFC 6960 / RFC 5019), GET with a base64 request",
     response_class=Response,
     responses={200: _OCSP_DOC, 400: _OCSP_DOC},
+    openapi_extra=documented(path_parameter("encoded", "The DER OCSPRequest in base64 (URL-encoded)")),
 )
-async def ocsp_get(request: Request, encoded: Annotated[str, Path(max_length=4096)]) -> Response:
+async def ocsp_get(request: Request) -> Response:
     services = _services(request)
+    encoded: str = request.path_params["encoded"]
+    if len(encoded) > MAX_GET_REQUEST:
+        return _ocsp_response(error_response("malformed_request"), cache=False)
     try:
         body = base64.b64decode(encoded.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
@@ -131,8 +144,10 @@ _TSA_DOC = {
 }
 
 
-@router.post(
+@lean(
+    router,
     "/tsa",
+    method="POST",
     summary="Time-stamping authority (RFC 3161)",
     response_class=Response,
     responses={200: _TSA_DOC, 400: _TSA_DOC, 413: _TSA_DOC},
