@@ -20,7 +20,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
-from keys.dbapi import Prepared, Tx
+from keys.dbapi import Prepared, Tx, loaded
 from keys.models import as_utc, utcnow
 
 from . import _secrets
@@ -75,7 +75,7 @@ _TAKE = Prepared(
 
 
 def _request(values: tuple[object, ...]) -> ApprovalRequest:
-    return ApprovalRequest(**dict(zip(_NAMES, values, strict=True)))
+    return loaded(ApprovalRequest, _NAMES, values)
 
 
 def _reload(tx: Tx, request: ApprovalRequest) -> None:
@@ -136,20 +136,20 @@ def open_request(
     if _DIGEST_SIZES.get(hash_algorithm) != len(hash_value):
         raise ApprovalRejected("the hash does not match its algorithm")
     assert citizen.id is not None
-    request = ApprovalRequest(
-        public_id=_secrets.public_id("ar"),
-        citizen_id=citizen.id,
-        kind=ApprovalKind(kind).value,
-        hash=hash_value,
-        hash_algorithm=hash_algorithm,
-        display_text=display_text.strip()[:MAX_DISPLAY_TEXT],
-        verification_code=verification_code(hash_value),
-        binding_hash=_secrets.digest(binding) if binding else None,
-        state=ApprovalState.PENDING.value,
-        created_at=when,
-        expires_at=when + min(lifetime, MAX_LIFETIME),
-    )
-    stored = tx.converted(_INSERT, {name: getattr(request, name) for name in _INSERTED})
+    values: dict[str, object] = {
+        "public_id": _secrets.public_id("ar"),
+        "citizen_id": citizen.id,
+        "kind": ApprovalKind(kind).value,
+        "hash": hash_value,
+        "hash_algorithm": hash_algorithm,
+        "display_text": display_text.strip()[:MAX_DISPLAY_TEXT],
+        "verification_code": verification_code(hash_value),
+        "binding_hash": _secrets.digest(binding) if binding else None,
+        "state": ApprovalState.PENDING.value,
+        "created_at": when,
+        "expires_at": when + min(lifetime, MAX_LIFETIME),
+    }
+    stored = tx.converted(_INSERT, {name: values.get(name) for name in _INSERTED})
     assert stored is not None
     return _request(stored)
 

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from keys import audit
 from keys.ca import CertState, RevocationReason
-from keys.dbapi import Prepared, Tx
+from keys.dbapi import Prepared, Tx, loaded
 from keys.keystore import KeyStore
 from keys.models import utcnow
 from keys.pki import Pki
@@ -108,7 +108,7 @@ def read_by_id(tx: Tx, citizen_id: int) -> Citizen | None:
 
 
 def _citizen(row: tuple[object, ...]) -> Citizen:
-    return Citizen(**dict(zip(_CITIZEN_NAMES, row, strict=True)))
+    return loaded(Citizen, _CITIZEN_NAMES, row)
 
 
 def _new_activation_code(

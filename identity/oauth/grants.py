@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from keys.dbapi import Prepared, Tx
+from keys.dbapi import Prepared, Tx, loaded
 from keys.models import as_utc, utcnow
 
 from .. import _secrets
@@ -201,7 +201,7 @@ def consume_code(tx: Tx, code: str, client_id: str, *, now: datetime | None = No
     found = tx.converted(_CODE_BY_HASH, {"code_hash": _secrets.digest(code)})
     if found is None:
         return None
-    row = AuthorizationCode(**dict(zip(_CODE_NAMES, found, strict=True)))
+    row = loaded(AuthorizationCode, _CODE_NAMES, found)
     if row.client_id != client_id:
         return None
     if tx.count(_TAKE_CODE, {"code_id": row.id, "now": when}) != 1:

@@ -112,3 +112,19 @@ def test_converted_rows_read_dates_back_as_the_orm_does(engine: Engine) -> None:
     assert raw is not None and isinstance(raw[1], str)  # SQLite's driver gives the stored text
     assert first == ("g-a", orm["g-a"])
     assert rows == [("g-a", orm["g-a"]), ("g-b", orm["g-b"])]
+
+
+def test_loaded_rows_are_orm_objects_as_the_loader_makes_them() -> None:
+    """``keys.dbapi.loaded``: values readable as attributes and through pydantic, no pending
+    changes (nothing for a session to write), usable before any session has configured
+    the mappers."""
+    from sqlalchemy import inspect
+
+    from identity.models import Citizen
+    from keys.dbapi import loaded
+
+    citizen = loaded(Citizen, ["id", "public_id", "state"], [7, "c-7", "active"])
+    assert (citizen.id, citizen.public_id, citizen.state) == (7, "c-7", "active")
+    assert citizen.model_dump() == {"id": 7, "public_id": "c-7", "state": "active"}
+    state = inspect(citizen)
+    assert state.transient and not any(state.attrs[name].history.has_changes() for name in ("id", "state"))
