@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from identity import app_tokens, approvals
@@ -26,6 +25,7 @@ from ._lean import (
     header,
     header_parameter,
     json_body,
+    json_model,
     lean,
     path_parameter,
     request_path,
@@ -168,10 +168,7 @@ async def answer(request: Request) -> Response:
     # path parameter and header too (``_lean``).
     services: Services = request.app.state.services
     request_id: str = request.path_params["request_id"]
-    try:
-        body = AnswerIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+    body = await json_model(request, AnswerIn)
     call = AppAnswer(
         authorization=header(request, b"authorization"),
         method=request.method,

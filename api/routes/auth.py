@@ -6,8 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from identity import approvals, authentication
 from identity.authentication import AuthenticatedIdentity
@@ -19,7 +18,7 @@ from keys.models import utcnow
 from .. import cookies
 from ..deps import get_services
 from ..services import Services
-from ._lean import VALIDATION_ERROR, documented, json_body, lean, path_parameter, with_cookies
+from ._lean import VALIDATION_ERROR, documented, json_body, json_model, lean, path_parameter, with_cookies
 from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
@@ -82,10 +81,7 @@ async def start_app(request: Request) -> Response:
     # and the new request share a commit with other app and login calls, and no
     # thread-pool hop. Likewise the poll below.
     services: Services = request.app.state.services
-    try:
-        body = AppStartIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+    body = await json_model(request, AppStartIn)
     cookie_jar = Response()
     binding = cookies.binding(request, cookie_jar, services.settings)
     row = await services.answer_writer.run(
