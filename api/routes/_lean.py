@@ -105,31 +105,13 @@ def with_cookies(response: Response, cookie_jar: Response) -> Response:
     return response
 
 
-def path_parameter(name: str, description: str) -> dict[str, Any]:
+def parameter(name: str, location: str, description: str) -> dict[str, Any]:
+    """One OpenAPI parameter of a lean route (``location``: path, query or header), a string;
+    required in the path, optional elsewhere."""
     return {
         "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": description,
-    }
-
-
-def query_parameter(name: str, description: str, *, required: bool = False) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "schema": {"type": "string"},
-        "description": description,
-    }
-
-
-def header_parameter(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
+        "in": location,
+        "required": location == "path",
         "schema": {"type": "string"},
         "description": description,
     }

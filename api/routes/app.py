@@ -23,11 +23,10 @@ from ._lean import (
     VALIDATION_ERROR,
     documented,
     header,
-    header_parameter,
     json_body,
     json_model,
     lean,
-    path_parameter,
+    parameter,
     request_path,
 )
 from ._responses import json_response
@@ -93,7 +92,7 @@ def _out(row: ApprovalRequest) -> RequestOut:
     )
 
 
-_APP_TOKEN = header_parameter("Authorization", "EID-App <request token>")
+_APP_TOKEN = parameter("Authorization", "header", "EID-App <request token>")
 
 
 @lean(
@@ -144,7 +143,7 @@ class AnswerOut(BaseModel):
 
 
 _ANSWER_DOC = documented(
-    path_parameter("request_id", "The approval request's id"), _APP_TOKEN, requestBody=json_body(AnswerIn)
+    parameter("request_id", "path", "The approval request's id"), _APP_TOKEN, requestBody=json_body(AnswerIn)
 )
 
 

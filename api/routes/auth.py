@@ -18,7 +18,7 @@ from keys.models import utcnow
 from .. import cookies
 from ..deps import get_services
 from ..services import Services
-from ._lean import VALIDATION_ERROR, documented, json_body, json_model, lean, path_parameter, with_cookies
+from ._lean import VALIDATION_ERROR, documented, json_body, json_model, lean, parameter, with_cookies
 from ._responses import json_response
 
 router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
@@ -111,7 +111,7 @@ class AppStatusOut(BaseModel):
     method="GET",
     response_model=AppStatusOut,
     summary="Poll a login started in this browser",
-    openapi_extra=documented(path_parameter("request_id", "The login's approval request id")),
+    openapi_extra=documented(parameter("request_id", "path", "The login's approval request id")),
 )
 async def poll_app(request: Request) -> Response:
     services: Services = request.app.state.services

@@ -35,7 +35,7 @@ from ..oauth.server import Request as OAuthRequest
 from ..oauth.threads import in_thread
 from ..pages import render
 from ..services import Services
-from ._lean import documented, lean, query_parameter
+from ._lean import documented, lean, parameter
 from .oauth import form_pairs
 
 router = APIRouter(tags=["OAuth 2.0 and OpenID Connect"])
@@ -326,7 +326,7 @@ def authorize_post(request: Request, services: ServicesDep, form: FormDep) -> Re
     method="GET",
     summary="Continue a parked authorization request",
     response_class=HTMLResponse,
-    openapi_extra=documented(query_parameter("request", "The parked request's id, from the login page")),
+    openapi_extra=documented(parameter("request", "query", "The parked request's id, from the login page")),
 )
 async def authorize_resume(request: Request) -> Response:
     return await in_thread(_resume, request, request.app.state.services)
@@ -398,7 +398,7 @@ def consent_decide(
     method="GET",
     summary="Log in",
     response_class=HTMLResponse,
-    openapi_extra=documented(query_parameter("request", "The parked authorization request's id")),
+    openapi_extra=documented(parameter("request", "query", "The parked authorization request's id")),
 )
 async def login_page(request: Request) -> Response:
     return await in_thread(_login_page, request, request.app.state.services)

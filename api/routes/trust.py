@@ -25,7 +25,7 @@ from keys.tsa import rejection
 from ..deps import get_services
 from ..problems import problem
 from ..services import Services
-from ._lean import documented, lean, path_parameter
+from ._lean import documented, lean, parameter
 
 router = APIRouter(tags=["trust services"])
 T = TypeVar("T")
@@ -123,7 +123,7 @@ MAX_GET_REQUEST = 4096
     summary="OCSP responder (RFC 6960 / RFC 5019), GET with a base64 request",
     response_class=Response,
     responses={200: _OCSP_DOC, 400: _OCSP_DOC},
-    openapi_extra=documented(path_parameter("encoded", "The DER OCSPRequest in base64 (URL-encoded)")),
+    openapi_extra=documented(parameter("encoded", "path", "The DER OCSPRequest in base64 (URL-encoded)")),
 )
 async def ocsp_get(request: Request) -> Response:
     services = _services(request)
