@@ -320,13 +320,16 @@ def authorize_post(request: Request, services: ServicesDep, form: FormDep) -> Re
     return authorize_pairs(request, services, form, since=None, posted=True)
 
 
+_PARKED_REQUEST = documented(parameter("request", "query", "The parked authorization request's id"))
+
+
 @lean(
     router,
     "/oauth/authorize/resume",
     method="GET",
     summary="Continue a parked authorization request",
     response_class=HTMLResponse,
-    openapi_extra=documented(parameter("request", "query", "The parked request's id, from the login page")),
+    openapi_extra=_PARKED_REQUEST,
 )
 async def authorize_resume(request: Request) -> Response:
     return await in_thread(_resume, request, request.app.state.services)
@@ -398,7 +401,7 @@ def consent_decide(
     method="GET",
     summary="Log in",
     response_class=HTMLResponse,
-    openapi_extra=documented(parameter("request", "query", "The parked authorization request's id")),
+    openapi_extra=_PARKED_REQUEST,
 )
 async def login_page(request: Request) -> Response:
     return await in_thread(_login_page, request, request.app.state.services)
