@@ -18,6 +18,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import RunningServer
 from tests.signing.conftest import make_pdf
@@ -232,7 +233,14 @@ def test_scan_with_the_camera(camera_browser: Browser, server: RunningServer, si
     # Linux Chromium has no BarcodeDetector, so this is the vendored jsQR at work.
     assert page.evaluate("'BarcodeDetector' in window") is False
     page.click("#camera-start")
-    page.wait_for_url(re.compile(r"/v/"), timeout=20_000)
+    # The page decodes a frame every 250 ms with jsQR; with the other test worker busy,
+    # 20 s was once not enough (CI, 2026-12-07), so the wait is generous and says why.
+    try:
+        page.wait_for_url(re.compile(r"/v/"), timeout=60_000)
+    except PlaywrightTimeoutError:
+        status = page.locator("#qr-status").text_content()
+        error = page.locator("#qr-error").text_content()
+        raise AssertionError(f"no scan: status {status!r}, error {error!r}, {watcher.problems}") from None
     assert page.url == signed.url
     expect(page.locator("h1")).to_have_text("Signed document")
     context.close()
