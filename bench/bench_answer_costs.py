@@ -6,10 +6,12 @@ calls the ASGI app directly (no sockets, no uvicorn, one request at a time) and 
 the process's CPU time per request for:
 
 * the floor: the bare app's POST (``bench/bare_app.py``), our app's ``GET /healthz``
-  (every middleware, no route work), and two no-op routes added to our app with the
-  answer's own shape: a synchronous FastAPI route with the answer's parameters (body model,
-  header, services dependency: FastAPI runs it in the thread pool), and an ``async`` route
-  that parses the same body and makes one thread-pool hop;
+  (every middleware, no route work; it comes after the busiest routes), and no-op routes
+  added to our app with the answer's own shape: a synchronous FastAPI route with the
+  answer's parameters (body model, header, services dependency: FastAPI runs it in the
+  thread pool), an ``async`` route that parses the same body and makes one thread-pool
+  hop, a lean route (``api/routes/_lean.py``, what the answer is) that parses the body,
+  and the same with a round trip to the answer writer carrying an empty job;
 * the real answer (``POST /api/v1/app/requests/{id}``: request token, certificate, OCSP,
   signature, one conditional update and one commit), with the CPU of each step measured
   by wrapping the functions that do it;
@@ -114,12 +116,16 @@ async def cpu_per_call(calls: list[Call], expect: int) -> float:
 
 def add_noop_routes(app: Any) -> None:
     """Routes with the answer's shape and no work, first in the routing table."""
-    from fastapi import Request
+    from fastapi import APIRouter, Request, Response
     from starlette.concurrency import run_in_threadpool
 
+    from api.routes._lean import json_model, lean
     from api.routes._responses import json_response
     from api.routes.app import AnswerIn, AnswerOut, AuthorizationHeader, ServicesDep
 
+    router = APIRouter()
+
+    @router.post("/noop-sync/{request_id}")
     def noop_sync(
         request_id: str,
         body: AnswerIn,
@@ -129,13 +135,23 @@ def add_noop_routes(app: Any) -> None:
     ) -> Any:
         return json_response(AnswerOut(id=request_id, state="completed"))
 
+    @router.post("/noop-async/{request_id}")
     async def noop_async(request_id: str, request: Request) -> Any:
         AnswerIn.model_validate_json(await request.body())
         return await run_in_threadpool(lambda: json_response(AnswerOut(id=request_id, state="completed")))
 
-    app.post("/noop-sync/{request_id}")(noop_sync)
-    app.post("/noop-async/{request_id}")(noop_async)
-    app.router.routes[:0] = [app.router.routes.pop(), app.router.routes.pop()]
+    @lean(router, "/noop-lean/{request_id}", method="POST")
+    async def noop_lean(request: Request) -> Response:
+        await json_model(request, AnswerIn)
+        return json_response(AnswerOut(id=request.path_params["request_id"], state="completed"))
+
+    @lean(router, "/noop-writer/{request_id}", method="POST")
+    async def noop_writer(request: Request) -> Response:
+        await json_model(request, AnswerIn)
+        await request.app.state.services.answer_writer.run(lambda tx: None)
+        return json_response(AnswerOut(id=request.path_params["request_id"], state="completed"))
+
+    app.router.routes[:0] = router.routes
 
 
 def wrap_steps(totals: dict[str, float]) -> None:
@@ -250,6 +266,14 @@ def bench(env: h.Environment, requests: int) -> str:
                 (
                     "our app: no-op async route, body parse + one hop",
                     await cpu_per_call(same(ours, "POST", "/noop-async/x"), 200),
+                ),
+                (
+                    "our app: lean no-op route (api/routes/_lean.py), body parse",
+                    await cpu_per_call(same(ours, "POST", "/noop-lean/x"), 200),
+                ),
+                (
+                    "our app: the same + a round trip to the answer writer (empty job)",
+                    await cpu_per_call(same(ours, "POST", "/noop-writer/x"), 200),
                 ),
                 ("our app: the approval answer", await cpu_per_call(real(answers[:requests]), 200)),
             ]
