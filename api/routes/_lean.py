@@ -5,8 +5,8 @@ headers, body) through pydantic, validates the returned model again, and
 ``request.url`` parses the whole URL once more. On the citizen app's answer that was
 about a tenth of the request's CPU. A ``lean`` route is an ``async`` endpoint that takes
 the ``Request`` and returns a ``Response``: FastAPI's routing, exception handlers and
-body limits still apply, but the endpoint reads what it needs itself (``header``,
-``request_path``, the body with its own model) and builds its own answer. Its parameters
+body limits still apply, but the endpoint reads what it needs itself (``request.headers``,
+``request_path``, the body with ``json_model``) and builds its own answer. Its parameters
 and answer are documented in the OpenAPI schema by ``documented`` and ``response_model``
 instead of by its signature, so the schema stays what a client sees.
 """
@@ -57,14 +57,6 @@ def request_path(request: Request) -> str:
     return path
 
 
-def header(request: Request, name: bytes) -> str | None:
-    """The first value of a header (``name`` in lower case), as Starlette's ``Headers.get``."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 _Body = TypeVar("_Body", bound=BaseModel)
 
 
@@ -81,7 +73,7 @@ async def json_model(request: Request, model: type[_Body]) -> _Body:
     a cross-site form cannot send one without the browser asking first), malformed JSON,
     or a value the model rejects."""
     body = await request.body()
-    if not _is_json(header(request, b"content-type")):
+    if not _is_json(request.headers.get("content-type")):
         raise RequestValidationError(
             [
                 {

@@ -22,7 +22,6 @@ from ._binary import Base64Bytes, encode
 from ._lean import (
     VALIDATION_ERROR,
     documented,
-    header,
     json_body,
     json_model,
     lean,
@@ -109,7 +108,7 @@ async def list_requests(request: Request) -> Response:
     # thread-pool hop of FastAPI's for a dependency and another for the route). Its
     # parameters are read off the request (``_lean``).
     services: Services = request.app.state.services
-    authorization = header(request, b"authorization")
+    authorization = request.headers.get("authorization")
     url = services.settings.public_url.rstrip("/") + request_path(request)
     now = utcnow()
 
@@ -169,7 +168,7 @@ async def answer(request: Request) -> Response:
     request_id: str = request.path_params["request_id"]
     body = await json_model(request, AnswerIn)
     call = AppAnswer(
-        authorization=header(request, b"authorization"),
+        authorization=request.headers.get("authorization"),
         method=request.method,
         url=services.settings.public_url.rstrip("/") + request_path(request),
         request_id=request_id,
