@@ -62,6 +62,14 @@ class _WriteGate:
         self._thread = threading.get_ident()
         return True
 
+    def try_enter(self, connection: _GatedConnection) -> bool:
+        """Take the gate if it is free now; False at once otherwise."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        self._holder = weakref.ref(connection, self._holder_gone)
+        self._thread = threading.get_ident()
+        return True
+
     def leave(self) -> None:
         self._holder = None
         self._thread = None
@@ -128,6 +136,18 @@ class _GatedConnection(sqlite3.Connection):
         if self._holding or self.in_transaction or sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
             return
         self._holding = self._gate.enter(self)
+
+    def try_hold(self) -> bool:
+        """Hold the gate from now on if it is free now, ahead of this transaction's first
+        write (``api.group_commit`` writes on the event loop only then); False otherwise."""
+        if not self._holding:
+            self._holding = self._gate.try_enter(self)
+        return self._holding
+
+    def release_hold(self) -> None:
+        """Let go of a gate held by ``try_hold`` for a transaction that wrote nothing."""
+        if self._holding and not self.in_transaction:
+            self._leave()
 
     def after_statement(self) -> None:
         if self._holding and not self.in_transaction:  # autocommitted (DDL) or failed at BEGIN

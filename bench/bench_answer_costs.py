@@ -11,7 +11,8 @@ the process's CPU time per request for:
   answer's parameters (body model, header, services dependency: FastAPI runs it in the
   thread pool), an ``async`` route that parses the same body and makes one thread-pool
   hop, a lean route (``api/routes/_lean.py``, what the answer is) that parses the body,
-  and the same with a round trip to the answer writer carrying an empty job;
+  and the same with a round trip to the answer writer carrying an empty job, in its
+  thread and on the loop (``api/group_commit.py``);
 * the real answer (``POST /api/v1/app/requests/{id}``: request token, certificate, OCSP,
   signature, one conditional update and one commit), with the CPU of each step measured
   by wrapping the functions that do it;
@@ -43,7 +44,7 @@ import bench_approvals as ba
 
 # (module, attribute): the answer's steps, outermost first. Nested steps count in their parent too.
 STEPS = [
-    ("identity.answering", "Answering.answer", "the answer in the writer thread (all below)"),
+    ("identity.answering", "Answering.answer", "the answer, on the loop (all below)"),
     ("identity.app_tokens", "check_token", "  request token (header, device row, ES256, claims)"),
     ("identity.app_tokens", "_verified_claims", "    of which the ES256 verification and claims JSON"),
     ("identity.app_tokens", "use_token_once", "  jti INSERT (single use)"),
@@ -149,6 +150,12 @@ def add_noop_routes(app: Any) -> None:
     async def noop_writer(request: Request) -> Response:
         await json_model(request, AnswerIn)
         await request.app.state.services.answer_writer.run(lambda tx: None)
+        return json_response(AnswerOut(id=request.path_params["request_id"], state="completed"))
+
+    @lean(router, "/noop-writer-loop/{request_id}", method="POST")
+    async def noop_writer_loop(request: Request) -> Response:
+        await json_model(request, AnswerIn)
+        await request.app.state.services.answer_writer.run(lambda tx: None, on_loop=True)
         return json_response(AnswerOut(id=request.path_params["request_id"], state="completed"))
 
     app.router.routes[:0] = router.routes
@@ -274,6 +281,10 @@ def bench(env: h.Environment, requests: int) -> str:
                 (
                     "our app: the same + a round trip to the answer writer (empty job)",
                     await cpu_per_call(same(ours, "POST", "/noop-writer/x"), 200),
+                ),
+                (
+                    "our app: the same, the empty job on the loop (only the commit in the thread)",
+                    await cpu_per_call(same(ours, "POST", "/noop-writer-loop/x"), 200),
                 ),
                 ("our app: the approval answer", await cpu_per_call(real(answers[:requests]), 200)),
             ]

@@ -157,10 +157,12 @@ _ANSWER_DOC = documented(
 )
 async def answer(request: Request) -> Response:
     # The whole answer (request token, its jti, the request, certificate, OCSP, signature,
-    # the conditional update) runs in the answer writer's thread, in a transaction it shares
-    # with the answers that arrived meanwhile: one commit (one fsync) for all of them, and
-    # no thread-pool hop of FastAPI's (identity.answering, api.group_commit). Checking on the
-    # event loop and writing in the thread was tried: the writer then found one answer
+    # the conditional update) is one job of the answer writer, in a transaction it shares
+    # with the answers that arrived meanwhile: one commit (one fsync) for all of them. The
+    # job runs on the event loop when the write gate is free (only the commit goes to the
+    # writer's thread): no thread hand-over, which cost more CPU than the answer's own
+    # statements (api.group_commit; docs/benchmarks.md, ninth session). Checking on the
+    # loop and writing in the thread was tried earlier: the writer then found one answer
     # waiting at a time, and one commit per answer cost more than the hop it saved. The
     # body is read here, as FastAPI would, with the same 422 for a malformed one, and the
     # path parameter and header too (``_lean``).
@@ -177,5 +179,5 @@ async def answer(request: Request) -> Response:
         signature=body.signature,
         now=utcnow(),
     )
-    answered = await services.answer_writer.run(lambda tx: services.answering.answer(tx, call))
+    answered = await services.answer_writer.run(lambda tx: services.answering.answer(tx, call), on_loop=True)
     return json_response(AnswerOut(id=answered.id, state=answered.state))

@@ -158,3 +158,102 @@ def test_a_closed_writer_takes_no_more_jobs(engine: Engine) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(writer.run(insert(2)))  # type: ignore[arg-type]
     assert stored(engine) == [1]
+
+
+def on_thread(n: int, threads: list[int]) -> object:
+    def job(tx: Tx) -> int:
+        threads.append(threading.get_ident())
+        INSERT.run(tx, {"n": n}).close()
+        return n
+
+    return job
+
+
+def test_jobs_for_the_loop_run_on_it_and_only_the_commit_leaves_it(engine: Engine) -> None:
+    writer = GroupCommit(engine, name="test-writer")
+    threads: list[int] = []
+
+    async def scenario() -> list[int]:
+        jobs = [writer.run(on_thread(n, threads), on_loop=True) for n in range(1, 4)]  # type: ignore[arg-type]
+        return list(await asyncio.gather(*jobs))
+
+    try:
+        assert asyncio.run(scenario()) == [1, 2, 3]
+    finally:
+        writer.close()
+    assert stored(engine) == [1, 2, 3]  # committed: another connection reads them
+    if engine.dialect.name == "sqlite":
+        assert set(threads) == {threading.get_ident()} and writer.groups_on_loop == writer.groups
+    else:  # no write gate to take without waiting: the writer's thread runs them
+        assert threading.get_ident() not in threads and writer.groups_on_loop == 0
+
+
+def test_jobs_for_the_loop_go_to_the_thread_while_another_connection_writes(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE item (n INTEGER PRIMARY KEY)"))
+    writer = GroupCommit(engine, name="test-writer")
+    threads: list[int] = []
+    other = engine.raw_connection()
+    try:
+        other.cursor().execute("INSERT INTO item (n) VALUES (100)")  # holds the gate, uncommitted
+
+        async def scenario() -> int:
+            job = asyncio.ensure_future(writer.run(on_thread(1, threads), on_loop=True))  # type: ignore[arg-type]
+            await asyncio.sleep(0.1)  # the loop goes on meanwhile: it is not blocked on the gate
+            assert not job.done()
+            await asyncio.to_thread(other.commit)
+            return await job
+
+        assert asyncio.run(scenario()) == 1
+    finally:
+        other.close()
+        writer.close()
+    assert threads and threading.get_ident() not in threads and writer.groups_on_loop == 0
+    assert stored(engine) == [1, 100]
+    engine.dispose()
+
+
+def test_a_faulty_job_on_the_loop_loses_its_writes_only(engine: Engine) -> None:
+    writer = GroupCommit(engine, name="test-writer")
+
+    def faulty(tx: Tx) -> int:
+        INSERT.run(tx, {"n": 50}).close()
+        raise RuntimeError("a bug")
+
+    async def scenario() -> list[object]:
+        return await asyncio.gather(
+            writer.run(insert(1), on_loop=True),  # type: ignore[arg-type]
+            writer.run(faulty, on_loop=True),
+            writer.run(insert(2), on_loop=True),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+
+    try:
+        one, fault, two = asyncio.run(scenario())
+        assert asyncio.run(writer.run(insert(3), on_loop=True)) == 3  # type: ignore[arg-type]
+    finally:
+        writer.close()
+    assert (one, two) == (1, 2)
+    assert isinstance(fault, RuntimeError) and str(fault) == "a bug"
+    assert stored(engine) == [1, 2, 3]
+
+
+def test_a_group_that_wrote_nothing_lets_go_of_the_write_gate(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE item (n INTEGER PRIMARY KEY)"))
+    writer = GroupCommit(engine, name="test-writer")
+    try:
+        select_one = Prepared(text("SELECT 1"))
+        assert asyncio.run(writer.run(lambda tx: tx.one(select_one, {}), on_loop=True)) == (1,)
+        assert writer.groups_on_loop == 1
+        other = engine.raw_connection()
+        try:  # would wait GATE_WAIT_SECONDS if the reader still held the gate
+            assert other.dbapi_connection.try_hold()
+            other.dbapi_connection.release_hold()
+        finally:
+            other.close()
+    finally:
+        writer.close()
+    engine.dispose()
