@@ -120,6 +120,8 @@ class _GatedConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
         self._gate = _gate_for(str(database))
         self._holding = False
+        self._held_ahead = False
+        """Held by ``try_hold`` before any write: reads do not let go of it."""
 
     def cursor(self, factory: Any = _GatedCursor) -> Any:
         return super().cursor(factory)
@@ -141,7 +143,7 @@ class _GatedConnection(sqlite3.Connection):
         """Hold the gate from now on if it is free now, ahead of this transaction's first
         write (``api.group_commit`` writes on the event loop only then); False otherwise."""
         if not self._holding:
-            self._holding = self._gate.try_enter(self)
+            self._holding = self._held_ahead = self._gate.try_enter(self)
         return self._holding
 
     def release_hold(self) -> None:
@@ -150,11 +152,13 @@ class _GatedConnection(sqlite3.Connection):
             self._leave()
 
     def after_statement(self) -> None:
-        if self._holding and not self.in_transaction:  # autocommitted (DDL) or failed at BEGIN
+        # Autocommitted (DDL) or failed at BEGIN; a gate taken ahead stays through the reads
+        # before the first write.
+        if self._holding and not self._held_ahead and not self.in_transaction:
             self._leave()
 
     def _leave(self) -> None:
-        self._holding = False
+        self._holding = self._held_ahead = False
         self._gate.leave()
 
     def commit(self) -> None:

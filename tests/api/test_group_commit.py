@@ -257,3 +257,32 @@ def test_a_group_that_wrote_nothing_lets_go_of_the_write_gate(tmp_path: Path) ->
     finally:
         writer.close()
     engine.dispose()
+
+
+def test_a_group_on_the_loop_keeps_the_write_gate_from_its_first_read(tmp_path: Path) -> None:
+    # Reads before the first write must not let go of the gate taken for the group: the
+    # write would then wait for it on the event loop.
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'gate.sqlite3'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE item (n INTEGER PRIMARY KEY)"))
+    writer = GroupCommit(engine, name="test-writer")
+    select_one = Prepared(text("SELECT 1"))
+    other = engine.raw_connection()
+    taken: list[bool] = []
+
+    def read_then_write(tx: Tx) -> int:
+        tx.one(select_one, {})
+        taken.append(other.dbapi_connection.try_hold())
+        INSERT.run(tx, {"n": 1}).close()
+        return 1
+
+    try:
+        assert asyncio.run(writer.run(read_then_write, on_loop=True)) == 1
+        assert writer.groups_on_loop == 1 and taken == [False]
+        assert other.dbapi_connection.try_hold()
+        other.dbapi_connection.release_hold()
+    finally:
+        other.close()
+        writer.close()
+    assert stored(engine) == [1]
+    engine.dispose()
