@@ -55,17 +55,16 @@ class _WriteGate:
             # This thread already writes through another connection: waiting for itself would
             # deadlock, so go ahead and let SQLite's own locking answer, as without the gate.
             return False
-        if not self._lock.acquire(timeout=GATE_WAIT_SECONDS):
-            return False
-        # A connection that disappears without commit or rollback must not keep the gate.
-        self._holder = weakref.ref(connection, self._holder_gone)
-        self._thread = threading.get_ident()
-        return True
+        return self._take(connection, self._lock.acquire(timeout=GATE_WAIT_SECONDS))
 
     def try_enter(self, connection: _GatedConnection) -> bool:
         """Take the gate if it is free now; False at once otherwise."""
-        if not self._lock.acquire(blocking=False):
+        return self._take(connection, self._lock.acquire(blocking=False))
+
+    def _take(self, connection: _GatedConnection, acquired: bool) -> bool:
+        if not acquired:
             return False
+        # A connection that disappears without commit or rollback must not keep the gate.
         self._holder = weakref.ref(connection, self._holder_gone)
         self._thread = threading.get_ident()
         return True

@@ -198,8 +198,7 @@ class GroupCommit:
             return
         if rollback:
             try:
-                tx.rollback()
-                _release_gate(tx)
+                tx.rollback()  # lets go of the write gate too
                 self._tx = tx
                 return
             except Exception:  # noqa: BLE001, S110 - the connection is broken: replace it
