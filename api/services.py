@@ -13,7 +13,7 @@ from identity.answering import Answering
 from identity.certificates import CertificateChecker
 from identity.errors import WebEidRejected
 from identity.oauth.jws import SigningKey
-from identity.oauth.keys import KeyRing
+from identity.oauth.keys import KeyRing, ensure_registered
 from identity.ocsp_client import build_ocsp_request, ocsp_status
 from keys.dbapi import Prepared
 from keys.errors import KeyStoreUnavailable
@@ -62,7 +62,9 @@ def init_service(settings: Settings) -> Pki:
         try:
             keystore.check()
             with Session(engine) as session:
-                return initialise(session, keystore, pki_config(settings))
+                pki = initialise(session, keystore, pki_config(settings))
+                ensure_registered(session)  # so instances started together find them recorded
+                return pki
         finally:
             keystore.close()
     finally:

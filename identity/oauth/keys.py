@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from keys.keystore import KeyAlgorithm, KeyStore
@@ -29,11 +30,22 @@ assert set(_INITIAL.values()) == set(OIDC_KEYS)
 
 
 def ensure_registered(session: Session) -> None:
-    """Record the keys ``eid init`` created, once."""
+    """Record the keys ``eid init`` created, once. Commits.
+
+    Instances started together may both find a key unrecorded; the one whose insert
+    loses (a unique ``key_id``) takes the other's row as its own instead of failing.
+    """
     for alg, key_id in _INITIAL.items():
-        if session.exec(select(SigningKeyRecord).where(SigningKeyRecord.key_id == key_id)).first() is None:
-            session.add(SigningKeyRecord(key_id=key_id, alg=alg, created_at=datetime(2000, 1, 1, tzinfo=UTC)))
-    session.commit()
+        if (
+            session.exec(select(SigningKeyRecord).where(SigningKeyRecord.key_id == key_id)).first()
+            is not None
+        ):
+            continue
+        session.add(SigningKeyRecord(key_id=key_id, alg=alg, created_at=datetime(2000, 1, 1, tzinfo=UTC)))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
 
 
 def rotate(session: Session, keystore: KeyStore, *, now: datetime | None = None) -> list[SigningKeyRecord]:

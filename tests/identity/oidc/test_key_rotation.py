@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import jwt
-from sqlmodel import Session
+from sqlalchemy import delete, event
+from sqlmodel import Session, select
 
 from api import db
 from api.services import open_keystore
 from identity.oauth import jws
-from identity.oauth.keys import RETAIN, KeyRing
+from identity.oauth.keys import RETAIN, KeyRing, ensure_registered
+from identity.oauth.models import SigningKeyRecord
 from tests.conftest import make_env
 
 
@@ -56,4 +58,29 @@ def test_rotation(tmp_path: Path) -> None:
             keys_module.utcnow = real  # type: ignore[assignment]
     finally:
         keystore.close()
+        engine.dispose()
+
+
+def test_instances_starting_together_record_the_first_keys_once(tmp_path: Path) -> None:
+    """Another instance records the keys between this one's look and its insert (CI met
+    this with two instances on PostgreSQL): the loser takes the winner's rows."""
+    env = make_env(tmp_path / "data")
+    env.run_eid("init")
+    engine = db.make_engine(env.settings.resolved_database_url)
+    try:
+        with Session(engine) as session:
+            session.exec(delete(SigningKeyRecord))  # type: ignore[call-overload]
+            session.commit()
+
+        def other_instance_first(session: Session, *_: object) -> None:
+            with Session(engine) as other:
+                ensure_registered(other)
+
+        with Session(engine) as session:
+            event.listen(session, "before_flush", other_instance_first)
+            ensure_registered(session)  # its own inserts lose to the other's: no error
+        with Session(engine) as session:
+            rows = session.exec(select(SigningKeyRecord)).all()
+        assert sorted((r.key_id, r.alg) for r in rows) == [("oidc-es256", "ES256"), ("oidc-rs256", "RS256")]
+    finally:
         engine.dispose()
