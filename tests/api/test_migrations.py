@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -47,3 +49,22 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     engine.dispose()
+
+
+def test_instances_upgrading_together_take_turns(tmp_path: Path) -> None:
+    """Instances of a new release started at once each run the migrations at start-up;
+    the second must find the first's work done rather than fail creating its tables.
+    (Processes, as in production: Alembic's context is one per process.)"""
+    url = _url(tmp_path)
+    script = "import sys; from api import db; db.upgrade(db.make_engine(sys.argv[1]))"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    engine = db.make_engine(url)
+    try:
+        assert db.current_revision(engine) is not None
+    finally:
+        engine.dispose()
