@@ -16,15 +16,18 @@ is free. Other processes still meet SQLite's own locking and busy handler.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import create_engine
 
 # Import every package's tables so SQLModel.metadata knows them all.
@@ -209,6 +212,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+_PG_INIT_LOCK = 0x6569_645F_696E_6974  # "eid_init": the PostgreSQL advisory lock of ``eid init``
+
+
+@contextmanager
+def initialisation_lock(engine: Engine) -> Iterator[None]:
+    """Held while ``eid init`` runs. Every container runs it before it serves, so replicas
+    started together would each create the PKI: a second root CA on PostgreSQL, and a
+    failed start where both made the same key. They take turns instead, and the later one
+    finds everything made. PostgreSQL: a session advisory lock (freed if the process dies
+    with its connection). SQLite, whose instances share one host: ``flock`` on a file
+    beside the database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_INIT_LOCK})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_INIT_LOCK})
+                connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".init-lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # freed when the file is closed, or the process ends
+        yield
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -57,16 +57,17 @@ def init_service(settings: Settings) -> Pki:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(settings.resolved_database_url)
     try:
-        db.upgrade(engine)
-        keystore = open_keystore(settings)
-        try:
-            keystore.check()
-            with Session(engine) as session:
-                pki = initialise(session, keystore, pki_config(settings))
-                ensure_registered(session)  # so instances started together find them recorded
-                return pki
-        finally:
-            keystore.close()
+        with db.initialisation_lock(engine):  # replicas starting together take turns
+            db.upgrade(engine)
+            keystore = open_keystore(settings)
+            try:
+                keystore.check()
+                with Session(engine) as session:
+                    pki = initialise(session, keystore, pki_config(settings))
+                    ensure_registered(session)  # so instances started together find them recorded
+                    return pki
+            finally:
+                keystore.close()
     finally:
         engine.dispose()
 

@@ -1,0 +1,48 @@
+"""`eid init` run by replicas starting together (the container runs it before it serves).
+
+Before they took turns, two processes on a fresh PostgreSQL database each made a root CA
+(and its services' certificates), and one of them failed on a key the other had just
+made; on SQLite the second failed the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import load_der_x509_certificate
+from sqlmodel import Session, select
+
+from api import db
+from keys.models import CertificateRecord
+from tests.conftest import EID, make_env
+from tests.openssl import verify
+
+
+def test_two_inits_at_once_make_one_pki(tmp_path: Path) -> None:
+    env = make_env(tmp_path / "data")
+    runs = [subprocess.Popen([EID, "init"], env=env.env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [run.communicate(timeout=180)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+
+    engine = db.make_engine(env.settings.resolved_database_url)
+    try:
+        with Session(engine) as session:
+            records = session.exec(select(CertificateRecord)).all()
+    finally:
+        engine.dispose()
+    per_profile = collections.Counter(record.profile for record in records)
+    assert per_profile == {"root-ca": 1, "citizen-ca": 1, "ocsp-responder": 1, "tsa": 1, "qr-seal": 1}
+
+    # The services' certificates chain to the one root (openssl as the witness).
+    pem = {}
+    for record in records:
+        assert record.der is not None
+        path = tmp_path / f"{record.profile}.pem"
+        path.write_bytes(load_der_x509_certificate(record.der).public_bytes(serialization.Encoding.PEM))
+        pem[record.profile] = path
+    files = {"root": pem["root-ca"], "citizen-ca": pem["citizen-ca"]}
+    for profile in ("citizen-ca", "ocsp-responder", "tsa", "qr-seal"):
+        assert verify(pem[profile], files).endswith(": OK"), profile
