@@ -30,16 +30,14 @@ assert set(_INITIAL.values()) == set(OIDC_KEYS)
 
 
 def ensure_registered(session: Session) -> None:
-    """Record the keys ``eid init`` created, once. Commits.
+    """Record the keys ``eid init`` created, once; each record added is committed.
 
     Instances started together may both find a key unrecorded; the one whose insert
     loses (a unique ``key_id``) takes the other's row as its own instead of failing.
     """
+    recorded = set(session.exec(select(SigningKeyRecord.key_id)).all())
     for alg, key_id in _INITIAL.items():
-        if (
-            session.exec(select(SigningKeyRecord).where(SigningKeyRecord.key_id == key_id)).first()
-            is not None
-        ):
+        if key_id in recorded:
             continue
         session.add(SigningKeyRecord(key_id=key_id, alg=alg, created_at=datetime(2000, 1, 1, tzinfo=UTC)))
         try:
