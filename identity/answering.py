@@ -1,19 +1,24 @@
 """The citizen app's answers to approval requests, checked and recorded on a shared ``Tx``.
 
-``approvals.approve`` does the same through an ORM session, one commit per answer. Here
-an answer is a function of a ``Tx`` that other answers share (``api.group_commit``): its
+An answer is a function of a ``Tx`` that other answers share (``api.group_commit``): its
 statements run on the DBAPI connection (``keys.dbapi``) and whoever runs it commits
 many answers at once, one fsync for all. So an answer never raises a database error for
 an ordinary outcome: a replayed token is an ``INSERT ... ON CONFLICT DO NOTHING`` that
 inserted nothing, a request answered meanwhile is a conditional ``UPDATE`` that changed
 nothing; a PostgreSQL error would abort the shared transaction.
 
-The checks and their order are ``approve``'s: the request token (device, ES256, claims,
-binding), its ``jti`` used up whatever follows (a replay is refused before anything else),
-the request (this citizen's, pending, unexpired), the certificate (our Citizen CA's, this
-citizen's, the key the request kind needs, valid, issued, ``good`` from our own OCSP
-responder), the signature over the request's hash, and one conditional update. A wrong
-answer fails the request, so the browser waiting on it learns at once.
+An answer is authenticated one of two ways (docs/protocol.md, "Answer"):
+
+- by a request token: the token (device, ES256, claims, binding), its ``jti`` used up
+  whatever follows (a replay is refused before anything else), the request (this
+  citizen's, pending, unexpired), the certificate (our Citizen CA's, this citizen's, the
+  key the request kind needs, valid, issued, ``good`` from our own OCSP responder), the
+  signature over the request's hash, and one conditional update. A wrong answer fails
+  the request, so the browser waiting on it learns at once;
+- by its signature alone (an approval without a token, what ``eid-app`` sends): the same
+  checks of the request, certificate and signature, the signature verified before the
+  certificate's kind and status, and a request fails only once the signature has shown
+  that the caller holds a key certified to its citizen (``Answering._check_signed``).
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from keys.ocsp import Lookup, StatusRow
 from . import app_tokens
 from .approvals import EXPIRE_ONE, ApprovalState, write_transition
 from .certificates import RECORD, CertificateChecker
-from .errors import ApprovalNotFound, ApprovalRejected
-from .models import ApprovalRequest
+from .errors import AppAuthenticationFailed, ApprovalNotFound, ApprovalRejected
+from .models import ApprovalRequest, Citizen
 
 _TABLE = ApprovalRequest.__table__  # type: ignore[attr-defined]
+_CITIZENS = Citizen.__table__  # type: ignore[attr-defined]
 PENDING = ApprovalState.PENDING.value
 
 
@@ -50,6 +56,7 @@ class _Request(NamedTuple):
     live: Any
     """True (1 on SQLite) while ``expires_at`` is still ahead: compared in SQL, so no date
     comes back through the DBAPI in its driver-specific form."""
+    citizen_public_id: str
 
 
 _REQUEST = Prepared(
@@ -61,7 +68,10 @@ _REQUEST = Prepared(
         _TABLE.c.hash_algorithm,
         _TABLE.c.state,
         (_TABLE.c.expires_at > bindparam("now")).label("live"),
-    ).where(_TABLE.c.public_id == bindparam("public_id"))
+        _CITIZENS.c.public_id,
+    )
+    .join(_CITIZENS, _CITIZENS.c.id == _TABLE.c.citizen_id)
+    .where(_TABLE.c.public_id == bindparam("public_id"))
 )
 _RECORD = Prepared(RECORD)
 
@@ -135,6 +145,8 @@ class Answering:
         ``Plan.record`` is to write and answer. What it read may have changed by the time
         ``record`` writes, which its conditional writes find out (a replayed jti inserts
         nothing, a request answered meanwhile is not updated)."""
+        if call.authorization is None:
+            return self._check_signed(reader, call)
         now = call.now
         try:
             caller = app_tokens.check_token(
@@ -191,6 +203,70 @@ class Answering:
             values={"certificate_serial": format(cert.serial_number, "x"), "signature": call.signature},
         )
 
+    def _check_signed(self, reader: Tx, call: AppAnswer) -> Plan:
+        """An approval without a request token: its signature over the request's hash is
+        what authenticates it (docs/protocol.md, "Answer").
+
+        Until that signature verifies with a certificate our Citizen CA issued to the
+        request's citizen, the caller is nobody in particular, so a refusal writes nothing
+        and the request stays pending (a stranger who learned its id cannot make it fail).
+        Once it verifies, the caller holds a key certified to the citizen, and a refusal
+        (wrong kind of key, revoked, not ``good``) fails the request as with a token.
+        Refusing a request proves nothing, so it still needs a request token."""
+        now = call.now
+        if call.decision != "approve":
+            refusal: ServiceError = AppAuthenticationFailed(
+                f"refusing a request needs a request token ('Authorization: {app_tokens.SCHEME} <token>')"
+            )
+            return Plan(call=call, caller=None, refusal=refusal)
+        if call.certificate is None or call.signature is None:
+            refusal = ApprovalRejected("an approval needs the certificate and the signature")
+            return Plan(call=call, caller=None, refusal=refusal)
+        request = _read(reader, call.request_id, now)
+        if request is None:
+            return Plan(call=call, caller=None, refusal=ApprovalNotFound("no such approval request"))
+        if request.state != PENDING or not request.live:
+            state = request.state if request.state != PENDING else "expired"
+            return Plan(call=call, caller=None, refusal=ApprovalRejected(f"the request is already {state}"))
+        try:
+            cert, record = self.checker.owned(
+                lambda serial: _first(reader, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
+                citizen_public_id=request.citizen_public_id,
+                certificate=call.certificate,
+            )
+            self.checker.verify_digest_signature(
+                cert, bytes(request.hash), request.hash_algorithm, call.signature
+            )
+        except ApprovalRejected as exc:
+            return Plan(call=call, caller=None, refusal=exc)
+        try:
+            self.checker.usable(
+                cert,
+                record,
+                lambda request_der, when: self.respond(request_der, when, self._lookup_in(reader)),
+                certificate=call.certificate,
+                kind=request.kind,
+                now=now,
+            )
+        except ApprovalRejected as exc:
+            return Plan(
+                call=call,
+                caller=None,
+                signed=True,
+                refusal=exc,
+                request=request,
+                state=ApprovalState.FAILED,
+                values={"failure_reason": str(exc)[:200]},
+            )
+        return Plan(
+            call=call,
+            caller=None,
+            signed=True,
+            request=request,
+            state=ApprovalState.COMPLETED,
+            values={"certificate_serial": format(cert.serial_number, "x"), "signature": call.signature},
+        )
+
     def _lookup_in(self, tx: Tx) -> Lookup:
         statement = self.status_statement
 
@@ -212,7 +288,10 @@ class Plan:
 
     call: AppAnswer
     caller: app_tokens.AppCaller | None
-    """Who called; None when the request token was refused (then nothing is written)."""
+    """Who called, by their request token; None without one, or when it was refused."""
+    signed: bool = False
+    """No request token, and the signature verified with a certificate issued to the
+    request's citizen: the caller is authenticated by it."""
     refusal: ServiceError | None = None
     """The error to answer with, after the writes below."""
     request: _Request | None = None
@@ -227,10 +306,11 @@ class Plan:
         after writing what it entails. A token is used up by any call it authenticated,
         and a replayed one is refused (401) before anything else."""
         call = self.call
-        if self.caller is None:
+        if self.caller is None and not self.signed:  # nobody authenticated: nothing is written
             assert self.refusal is not None
             raise self.refusal
-        app_tokens.use_token_once(tx, self.caller, now=call.now)
+        if self.caller is not None:
+            app_tokens.use_token_once(tx, self.caller, now=call.now)
         request = self.request
         moved = True
         if self.expire and request is not None:

@@ -96,13 +96,37 @@ class CertificateChecker:
     ) -> x509.Certificate:
         """``check`` with the certificate's record read by ``find_record`` (``RECORD``, by
         serial) and our responder asked through ``ask_ocsp``, in the caller's transaction."""
+        cert, record = self.owned(find_record, citizen_public_id=citizen.public_id, certificate=certificate)
+        self.usable(cert, record, ask_ocsp, certificate=certificate, kind=kind, now=now)
+        return cert
+
+    def owned(
+        self, find_record: Callable[[str], RecordRow | None], *, citizen_public_id: str, certificate: bytes
+    ) -> tuple[x509.Certificate, RecordRow]:
+        """The certificate parsed and its record, if our Citizen CA issued it to this citizen.
+
+        Split from ``usable`` for answers that carry no request token: there the signature
+        is checked between the two, because only a caller who proved they hold a key
+        certified to the citizen may make a request fail (``identity.answering``)."""
         cert = _issued_certificate(certificate, self.citizen_ca)
         if cert is None:
             raise ApprovalRejected("the certificate is not one issued by our Citizen CA")
-        serial = format(cert.serial_number, "x")
-        record = find_record(serial)
-        if record is None or record.der != certificate or record.owner != citizen.public_id:
+        record = find_record(format(cert.serial_number, "x"))
+        if record is None or record.der != certificate or record.owner != citizen_public_id:
             raise ApprovalRejected("the certificate does not belong to this citizen")
+        return cert, record
+
+    def usable(
+        self,
+        cert: x509.Certificate,
+        record: RecordRow,
+        ask_ocsp: OcspAsk,
+        *,
+        certificate: bytes,
+        kind: str,
+        now: datetime,
+    ) -> None:
+        """An owned certificate fits ``kind``, is valid now, issued, and ``good`` from OCSP."""
         if record.profile != _PROFILE_FOR_KIND.get(kind):
             wanted = "authentication" if kind == "auth" else "signing"
             raise ApprovalRejected(f"this request needs the {wanted} key")
@@ -125,7 +149,6 @@ class CertificateChecker:
             raise ApprovalRejected(f"certificate status unavailable: {exc}") from None
         if status != "good":
             raise ApprovalRejected(f"the OCSP responder says the certificate is {status}")
-        return cert
 
     @staticmethod
     def verify_digest_signature(

@@ -121,23 +121,8 @@ class RoutedApp(ProtocolApp):
 
     target: str = ""
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-        **kwargs: object,
-    ) -> httpx.Response:
-        auth = token if token is not None else self.token(method, path.split("?", 1)[0])
-        return httpx.request(
-            method,
-            (self.target or self.base_url) + path,
-            headers={"Authorization": f"EID-App {auth}", **(headers or {})},
-            timeout=60,
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def endpoint(self) -> str:
+        return self.target or self.base_url
 
 
 def _citizen_and_client(pair: Pair) -> tuple[str, RoutedApp, RelyingParty]:

@@ -1,8 +1,9 @@
 """HTTP calls to the service, and the request tokens that authenticate app calls.
 
-Every app call carries ``Authorization: EID-App <token>``: a compact JWS (ES256)
-signed by the device key, bound to the method and URL of that one call, valid for
-60 s and with a fresh ``jti`` so the service accepts it once. The JWS is built here
+Every app call but an approval carries ``Authorization: EID-App <token>``: a compact
+JWS (ES256) signed by the device key, bound to the method and URL of that one call,
+valid for 60 s and with a fresh ``jti`` so the service accepts it once. An approval is
+authenticated by its own signature over the request's hash. The JWS is built here
 with ``cryptography`` (tests check it with PyJWT, an independent reader).
 """
 
@@ -259,9 +260,11 @@ class ServiceClient:
         )
 
     def approve(self, request_id: str, *, certificate: bytes, signature: bytes) -> AnswerResult:
+        """Sent without a request token: the signature over the request's hash, made with
+        a PIN-protected key, is what authenticates an approval (docs/protocol.md)."""
         body = {"decision": "approve", "certificate": b64(certificate), "signature": b64(signature)}
         return AnswerResult.from_json(
-            self._call("POST", f"{API}/app/requests/{quote(request_id, safe='')}", body=body)
+            self._call("POST", f"{API}/app/requests/{quote(request_id, safe='')}", body=body, app=False)
         )
 
     def refuse(self, request_id: str) -> AnswerResult:

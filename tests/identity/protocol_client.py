@@ -91,16 +91,22 @@ class ProtocolApp:
         *,
         token: str | None = None,
         headers: dict[str, str] | None = None,
+        tokenless: bool = False,
         **kwargs: object,
     ) -> httpx.Response:
+        """``tokenless``: no ``Authorization`` header (an approval authenticated by its signature)."""
         auth = token if token is not None else self.token(method, path.split("?", 1)[0])
         return httpx.request(
             method,
-            self.base_url + path,
-            headers={"Authorization": f"EID-App {auth}", **(headers or {})},
+            self.endpoint() + path,
+            headers={**({} if tokenless else {"Authorization": f"EID-App {auth}"}), **(headers or {})},
             timeout=60,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def endpoint(self) -> str:
+        """Where calls are sent (tokens always name ``base_url``, the public URL)."""
+        return self.base_url
 
     def pending(self) -> list[dict[str, object]]:
         response = self.call("GET", "/api/v1/app/requests")
@@ -114,6 +120,7 @@ class ProtocolApp:
         key: ec.EllipticCurvePrivateKey | None = None,
         certificate: bytes | None = None,
         signature: bytes | None = None,
+        tokenless: bool = False,
     ) -> httpx.Response:
         kind = request["kind"]
         use_key = key or (self.auth_key if kind == "auth" else self.sign_key)
@@ -127,6 +134,7 @@ class ProtocolApp:
             "POST",
             f"/api/v1/app/requests/{request['id']}",
             json={"decision": "approve", "certificate": b64(cert), "signature": b64(sig)},
+            tokenless=tokenless,
         )
 
     def refuse(self, request: dict[str, object]) -> httpx.Response:

@@ -128,6 +128,7 @@ class FakeService:
         self.devices: dict[str, Device] = {}
         self.requests: dict[str, Request] = {}
         self.seen_jti: set[str] = set()
+        self.tokenless_approvals = 0
         self._ids = itertools.count(1)
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Citizen CA")])
@@ -194,7 +195,9 @@ class FakeService:
                 device = self._authenticate(request)
                 return httpx.Response(200, json={"requests": self._pending(device)})
             if path.startswith("/api/v1/app/requests/"):
-                device = self._authenticate(request)
+                # An approval may come without a request token: its signature authenticates it.
+                tokenless = request.method == "POST" and "authorization" not in request.headers
+                device = None if tokenless else self._authenticate(request)
                 item = self.requests.get(path.rsplit("/", 1)[1])
                 if item is None:
                     return problem(404, "not-found", "no such request")
@@ -363,8 +366,21 @@ class FakeService:
     def _pending(self, device: Device) -> list[dict[str, Any]]:
         return [item.to_json(with_state=False) for item in self.requests.values() if item.state == "pending"]
 
-    def _answer(self, request: httpx.Request, device: Device, item: Request) -> httpx.Response:
+    def _answer(self, request: httpx.Request, device: Device | None, item: Request) -> httpx.Response:
         decision = json.loads(request.content).get("decision")
+        if device is None:
+            if decision != "approve":
+                raise ShapeViolation("an answer other than an approval without a request token")
+            self.tokenless_approvals += 1
+            certificate = unb64(
+                self._body(request, {"decision", "certificate", "signature"})["certificate"], "certificate"
+            )
+            device = next(
+                (d for d in self.devices.values() if certificate in (d.auth_certificate, d.sign_certificate)),
+                None,
+            )
+            if device is None:  # nobody we know: refused, and the request stays pending
+                return problem(409, "approval-rejected", "the certificate does not belong to this citizen")
         if decision == "refuse":
             self._body(request, {"decision"})
             item.answers.append({"decision": "refuse"})

@@ -150,6 +150,9 @@ def test_pending_and_approve(app: App) -> None:
         "7712",
     )
     assert app.fake.violations == []
+    # The listings carried request tokens; the approval is authenticated by its signature.
+    assert {claims["htm"] for _header, claims in app.fake.tokens} == {"GET"}
+    assert app.fake.tokenless_approvals == 1
 
 
 def test_approve_text_shows_the_code_first(app: App) -> None:
