@@ -13,9 +13,10 @@ the process's CPU time per request for:
   hop, a lean route (``api/routes/_lean.py``, what the answer is) that parses the body,
   and the same with a round trip to the answer writer carrying an empty job, in its
   thread and on the loop (``api/group_commit.py``);
-* the real answer (``POST /api/v1/app/requests/{id}``: request token, certificate, OCSP,
-  signature, one conditional update and one commit), with the CPU of each step measured
-  by wrapping the functions that do it;
+* the real answer as ``eid-app`` sends it (``POST /api/v1/app/requests/{id}``: the
+  request, certificate, signature, OCSP, one conditional update and one commit), with
+  the CPU of each step measured by wrapping the functions that do it, and the same
+  answer with a request token (device, ES256, claims, the ``jti``'s single use);
 * database primitives on the service's own engine: one indexed SELECT through a
   SQLAlchemy session, the same through the sqlite3 driver, and one commit
   (``synchronous=FULL``: the write-ahead log is fsynced).
@@ -45,11 +46,9 @@ import bench_approvals as ba
 # (module, attribute): the answer's steps, outermost first. Nested steps count in their parent too.
 STEPS = [
     ("identity.answering", "Answering.answer", "the answer, on the loop (all below)"),
-    ("identity.app_tokens", "check_token", "  request token (header, device row, ES256, claims)"),
-    ("identity.app_tokens", "_verified_claims", "    of which the ES256 verification and claims JSON"),
-    ("identity.app_tokens", "use_token_once", "  jti INSERT (single use)"),
     ("identity.answering", "_read", "  request row"),
-    ("identity.certificates", "CertificateChecker.check_with", "  certificate record and OCSP"),
+    ("identity.certificates", "CertificateChecker.owned", "  certificate: our CA's, this citizen's (record)"),
+    ("identity.certificates", "CertificateChecker.usable", "  certificate: kind, validity, state, OCSP"),
     ("keys.ocsp", "OcspResponder.respond", "    of which our OCSP responder (status row)"),
     ("identity.certificates", "CertificateChecker.verify_digest_signature", "  the signature over the hash"),
     ("identity.answering", "_transition", "  conditional UPDATE"),
@@ -224,19 +223,37 @@ def bench(env: h.Environment, requests: int) -> str:
 
     (app,) = ca.enrol(env.service, env.eid.url, 1)
     h.stop(env.eid)  # from here on, only the in-process app touches the database
-    load = ba.ApprovalLoad(env=env, app=app, engine=ca.engine(env.service), lines_file=env.workdir / "lines")
-    load.rate = requests / 10
-    load.prepare(20)  # 2 x requests + 500 pending requests and their answers
-    answers = [line.split("\t") for line in load.lines_file.read_text().splitlines()]
-    load.engine.dispose()
+    engine = ca.engine(env.service)
+
+    def answer_lines(with_token: bool, seconds: int) -> list[list[str]]:
+        load = ba.ApprovalLoad(
+            env=env,
+            app=app,
+            engine=engine,
+            lines_file=env.workdir / f"lines-{with_token}",
+            with_token=with_token,
+        )
+        load.rate = requests / 10
+        load.prepare(seconds)  # seconds / 5 x requests + 500 pending requests and their answers
+        return [line.split("\t") for line in load.lines_file.read_text().splitlines()]
+
+    answers = answer_lines(False, 20)
+    with_token = answer_lines(True, 10)
+    engine.dispose()
 
     import bare_app
 
     ours = create_app(env.service.settings())
     add_noop_routes(ours)
     bare = bare_app.create_app()
-    path, authorization, body = answers[0]
-    headers = {"authorization": authorization, "content-type": ba.JSON, "host": "127.0.0.1"}
+
+    def headers_of(authorization: str) -> dict[str, str]:
+        return {"content-type": ba.JSON, "host": "127.0.0.1"} | (
+            {"authorization": authorization} if authorization else {}
+        )
+
+    path, authorization, body = with_token[0]  # the no-op routes read a header, like the token path
+    headers = headers_of(authorization)
 
     def same(target: Any, method: str, route: str) -> list[Call]:
         return [asgi_call(target, method, route, headers, body.encode())] * requests
@@ -247,7 +264,7 @@ def bench(env: h.Environment, requests: int) -> str:
                 ours,
                 "POST",
                 p,
-                {"authorization": a, "content-type": ba.JSON, "host": "127.0.0.1"},
+                headers_of(a),
                 b.encode(),
             )
             for p, a, b in lines
@@ -286,7 +303,14 @@ def bench(env: h.Environment, requests: int) -> str:
                     "our app: the same, the empty job on the loop (only the commit in the thread)",
                     await cpu_per_call(same(ours, "POST", "/noop-writer-loop/x"), 200),
                 ),
-                ("our app: the approval answer", await cpu_per_call(real(answers[:requests]), 200)),
+                (
+                    "our app: the approval answer with a request token",
+                    await cpu_per_call(real(with_token[:requests]), 200),
+                ),
+                (
+                    "our app: the approval answer as eid-app sends it",
+                    await cpu_per_call(real(answers[:requests]), 200),
+                ),
             ]
             wrap_steps(totals)
             await cpu_per_call(real(answers[requests : 2 * requests]), 200)
