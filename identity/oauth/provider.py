@@ -25,7 +25,7 @@ from sqlmodel import Session
 from keys.keystore import KeyStore
 from keys.models import as_utc, utcnow
 
-from . import claims, jws
+from . import claims, jws, tokens
 from . import grants as store
 from .grants import CodeRecord, Owner
 from .models import OAuthToken
@@ -52,6 +52,11 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]
+
+    def generate_authorization_code(self) -> str:
+        """256 bits from ``secrets``, like our tokens: Authlib's default draws each of its 48
+        characters with a system call of its own (~130 µs a code, against ~3 µs)."""
+        return tokens.new_token_value()
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         data = request.payload.data
