@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ import identity.oauth.models  # noqa: F401
 import keys.models  # noqa: F401
 import signing.models  # noqa: F401
 import verification.models  # noqa: F401
+from keys.errors import ServiceError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 GATE_WAIT_SECONDS = 5.0
@@ -215,19 +217,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 _PG_INIT_LOCK = 0x6569_645F_696E_6974  # "eid_init": the PostgreSQL advisory lock of ``eid init``
+INIT_LOCK_WAIT = 600.0
+"""Seconds ``eid init`` waits for another one to finish before it gives up."""
+_INIT_LOCK_POLL = 0.2
+
+
+class InitialisationBusy(ServiceError):
+    """Another ``eid init`` held the initialisation lock for longer than we wait."""
+
+    status = 503
+    public = True
+    slug = "initialisation-busy"
+    title = "Initialisation busy"
 
 
 @contextmanager
-def initialisation_lock(engine: Engine) -> Iterator[None]:
+def initialisation_lock(engine: Engine, *, wait: float = INIT_LOCK_WAIT) -> Iterator[None]:
     """Held while ``eid init`` runs. Every container runs it before it serves, so replicas
     started together would each create the PKI: a second root CA on PostgreSQL, and a
     failed start where both made the same key. They take turns instead, and the later one
     finds everything made. PostgreSQL: a session advisory lock (freed if the process dies
     with its connection). SQLite, whose instances share one host: ``flock`` on a file
-    beside the database."""
+    beside the database.
+
+    A turn normally takes seconds. One that does not end (an ``eid init`` stuck on a key
+    store waiting for its HSM, say) would keep every other replica waiting without a word,
+    so after ``wait`` seconds the wait ends with ``InitialisationBusy`` naming the cause."""
+    deadline = time.monotonic() + wait
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_INIT_LOCK})
+            take = text("SELECT pg_try_advisory_lock(:key)")
+            while not connection.execute(take, {"key": _PG_INIT_LOCK}).scalar():
+                connection.commit()  # no transaction left open while waiting
+                _wait_for_turn(deadline, wait)
             connection.commit()
             try:
                 yield
@@ -242,8 +264,22 @@ def initialisation_lock(engine: Engine) -> Iterator[None]:
     path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(path.name + ".init-lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # freed when the file is closed, or the process ends
+        while True:  # freed when the file is closed, or the process ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                _wait_for_turn(deadline, wait)
         yield
+
+
+def _wait_for_turn(deadline: float, wait: float) -> None:
+    if time.monotonic() >= deadline:
+        raise InitialisationBusy(
+            f"another 'eid init' has been initialising this database for over {wait:g} s "
+            "(is its key store waiting, an HSM for its PIN?); stop it or let it finish, then try again"
+        )
+    time.sleep(_INIT_LOCK_POLL)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import collections
 import subprocess
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import load_der_x509_certificate
 from sqlmodel import Session, select
@@ -46,3 +49,38 @@ def test_two_inits_at_once_make_one_pki(tmp_path: Path) -> None:
     files = {"root": pem["root-ca"], "citizen-ca": pem["citizen-ca"]}
     for profile in ("citizen-ca", "ocsp-responder", "tsa", "qr-seal"):
         assert verify(pem[profile], files).endswith(": OK"), profile
+
+
+def test_a_turn_that_does_not_end_is_named_not_waited_for_forever(tmp_path: Path) -> None:
+    """An ``eid init`` stuck while it holds the lock (a key store waiting for its HSM) must
+    not keep the other replicas waiting silently: after the wait they fail, saying why."""
+    env = make_env(tmp_path / "data")
+    engine = db.make_engine(env.settings.resolved_database_url)
+    try:
+        with db.initialisation_lock(engine):
+            started = time.monotonic()
+            with (
+                pytest.raises(db.InitialisationBusy, match="another 'eid init' has been initialising"),
+                db.initialisation_lock(engine, wait=0.5),
+            ):
+                pytest.fail("two holders of the initialisation lock at once")
+            assert 0.5 <= time.monotonic() - started < 5
+
+        # A turn that ends in time is waited for.
+        holding, released = threading.Event(), threading.Event()
+
+        def hold_briefly() -> None:
+            with db.initialisation_lock(engine):
+                holding.set()
+                released.wait(5)
+                time.sleep(0.3)
+
+        holder = threading.Thread(target=hold_briefly)
+        holder.start()
+        assert holding.wait(10)
+        released.set()
+        with db.initialisation_lock(engine, wait=10):
+            assert not holder.is_alive()  # its turn ended before ours began
+        holder.join()
+    finally:
+        engine.dispose()
