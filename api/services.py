@@ -162,9 +162,7 @@ class Services:
             policy=self.pki.config.policies.tsa,
             accuracy_ms=self.settings.tsa.accuracy_ms,
         )
-        self.certificate_checker = CertificateChecker(
-            citizen_ca=self.pki.citizen_ca.certificate.dump(), ask_ocsp=self.ask_ocsp
-        )
+        self.certificate_checker = CertificateChecker(citizen_ca=self.pki.citizen_ca.certificate.dump())
         self.trust = load_trust(self.settings, self.pki)
         self.answering = Answering(
             audience=self.settings.public_url,

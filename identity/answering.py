@@ -7,18 +7,16 @@ an ordinary outcome: a replayed token is an ``INSERT ... ON CONFLICT DO NOTHING`
 inserted nothing, a request answered meanwhile is a conditional ``UPDATE`` that changed
 nothing; a PostgreSQL error would abort the shared transaction.
 
-An answer is authenticated one of two ways (docs/protocol.md, "Answer"):
-
-- by a request token: the token (device, ES256, claims, binding), its ``jti`` used up
-  whatever follows (a replay is refused before anything else), the request (this
-  citizen's, pending, unexpired), the certificate (our Citizen CA's, this citizen's, the
-  key the request kind needs, valid, issued, ``good`` from our own OCSP responder), the
-  signature over the request's hash, and one conditional update. A wrong answer fails
-  the request, so the browser waiting on it learns at once;
-- by its signature alone (an approval without a token, what ``eid-app`` sends): the same
-  checks of the request, certificate and signature, the signature verified before the
-  certificate's kind and status, and a request fails only once the signature has shown
-  that the caller holds a key certified to its citizen (``Answering._check_signed``).
+An answer is authenticated one of two ways (docs/protocol.md, "Answer"): by a request
+token (device, ES256, claims, binding), whose ``jti`` is used up whatever follows (a
+replay is refused before anything else); or, for an approval without a token (what
+``eid-app`` sends), by its signature alone (``Answering._check_signed``). Then come the
+request (this citizen's, pending, unexpired), the certificate (our Citizen CA's, this
+citizen's), the signature over the request's hash, the certificate's kind, validity,
+state and ``good`` status from our own OCSP responder, and one conditional update. A
+wrong answer fails the request, so the browser waiting on it learns at once; without a
+token, only once the signature has shown that the caller holds a key certified to the
+request's citizen (until then a refusal writes nothing).
 """
 
 from __future__ import annotations
@@ -173,35 +171,7 @@ class Answering:
             return Plan(call=call, caller=caller, refusal=refusal)
         if call.decision == "refuse":
             return Plan(call=call, caller=caller, request=request, state=ApprovalState.REFUSED)
-        assert call.certificate is not None and call.signature is not None
-        try:
-            cert = self.checker.check_with(
-                lambda serial: _first(reader, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
-                lambda request_der, when: self.respond(request_der, when, self._lookup_in(reader)),
-                citizen=caller.citizen,
-                certificate=call.certificate,
-                kind=request.kind,
-                now=now,
-            )
-            self.checker.verify_digest_signature(
-                cert, bytes(request.hash), request.hash_algorithm, call.signature
-            )
-        except ApprovalRejected as exc:
-            return Plan(
-                call=call,
-                caller=caller,
-                refusal=exc,
-                request=request,
-                state=ApprovalState.FAILED,
-                values={"failure_reason": str(exc)[:200]},
-            )
-        return Plan(
-            call=call,
-            caller=caller,
-            request=request,
-            state=ApprovalState.COMPLETED,
-            values={"certificate_serial": format(cert.serial_number, "x"), "signature": call.signature},
-        )
+        return self._approval(reader, call, request, caller=caller)
 
     def _check_signed(self, reader: Tx, call: AppAnswer) -> Plan:
         """An approval without a request token: its signature over the request's hash is
@@ -228,6 +198,19 @@ class Answering:
         if request.state != PENDING or not request.live:
             state = request.state if request.state != PENDING else "expired"
             return Plan(call=call, caller=None, refusal=ApprovalRejected(f"the request is already {state}"))
+        return self._approval(reader, call, request, caller=None)
+
+    def _approval(
+        self, reader: Tx, call: AppAnswer, request: _Request, *, caller: app_tokens.AppCaller | None
+    ) -> Plan:
+        """The certificate (our Citizen CA's, the request's citizen's) and the signature over
+        the request's hash, then the certificate's kind, validity, state and OCSP status.
+
+        Without a request token (``caller`` None) the caller is authenticated only once the
+        signature has verified: a refusal before that writes nothing. Any later refusal,
+        and any refusal of a token's caller, fails the request."""
+        assert call.certificate is not None and call.signature is not None
+        signed = caller is None
         try:
             cert, record = self.checker.owned(
                 lambda serial: _first(reader, _RECORD, _RECORD_COLUMNS, {"serial": serial}),
@@ -238,7 +221,9 @@ class Answering:
                 cert, bytes(request.hash), request.hash_algorithm, call.signature
             )
         except ApprovalRejected as exc:
-            return Plan(call=call, caller=None, refusal=exc)
+            if signed:  # nobody authenticated yet
+                return Plan(call=call, caller=None, refusal=exc)
+            return _failed(call, caller, request, exc)
         try:
             self.checker.usable(
                 cert,
@@ -246,22 +231,14 @@ class Answering:
                 lambda request_der, when: self.respond(request_der, when, self._lookup_in(reader)),
                 certificate=call.certificate,
                 kind=request.kind,
-                now=now,
+                now=call.now,
             )
         except ApprovalRejected as exc:
-            return Plan(
-                call=call,
-                caller=None,
-                signed=True,
-                refusal=exc,
-                request=request,
-                state=ApprovalState.FAILED,
-                values={"failure_reason": str(exc)[:200]},
-            )
+            return _failed(call, caller, request, exc)
         return Plan(
             call=call,
-            caller=None,
-            signed=True,
+            caller=caller,
+            signed=signed,
             request=request,
             state=ApprovalState.COMPLETED,
             values={"certificate_serial": format(cert.serial_number, "x"), "signature": call.signature},
@@ -326,6 +303,24 @@ class Plan:
             raise ApprovalRejected(f"the request is already {current.state}")
         assert self.state is not None
         return Answered(call.request_id, self.state.value)
+
+
+def _failed(
+    call: AppAnswer,
+    caller: app_tokens.AppCaller | None,
+    request: _Request,
+    exc: ApprovalRejected,
+) -> Plan:
+    """Fail the request: its caller is authenticated, by a token or by the signature."""
+    return Plan(
+        call=call,
+        caller=caller,
+        signed=caller is None,
+        refusal=exc,
+        request=request,
+        state=ApprovalState.FAILED,
+        values={"failure_reason": str(exc)[:200]},
+    )
 
 
 def _first(tx: Tx, statement: Prepared, names: dict[str, int], params: dict[str, Any]) -> _Row | None:

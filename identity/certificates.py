@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import bindparam, select
-from sqlmodel import Session
 
 from keys.ca import CertState
 from keys.models import CertificateRecord, as_utc
@@ -28,9 +27,6 @@ from keys.profiles import Profile
 
 from .errors import ApprovalRejected, WebEidRejected
 from .ocsp_client import build_ocsp_request, ocsp_status
-
-if TYPE_CHECKING:
-    from .approvals import CitizenRef
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -68,46 +64,14 @@ class CertificateChecker:
 
     citizen_ca: bytes
     """DER certificate of the Citizen CA."""
-    ask_ocsp: OcspAsk
-    """How to reach our OCSP responder."""
-
-    def check(
-        self, session: Session, *, citizen: CitizenRef, certificate: bytes, kind: str, now: datetime
-    ) -> x509.Certificate:
-        """Every check but the signature; ``ApprovalRejected`` naming the first that fails."""
-        return self.check_with(
-            lambda serial: session.execute(RECORD, {"serial": serial}).first(),
-            self.ask_ocsp,
-            citizen=citizen,
-            certificate=certificate,
-            kind=kind,
-            now=now,
-        )
-
-    def check_with(
-        self,
-        find_record: Callable[[str], RecordRow | None],
-        ask_ocsp: OcspAsk,
-        *,
-        citizen: CitizenRef,
-        certificate: bytes,
-        kind: str,
-        now: datetime,
-    ) -> x509.Certificate:
-        """``check`` with the certificate's record read by ``find_record`` (``RECORD``, by
-        serial) and our responder asked through ``ask_ocsp``, in the caller's transaction."""
-        cert, record = self.owned(find_record, citizen_public_id=citizen.public_id, certificate=certificate)
-        self.usable(cert, record, ask_ocsp, certificate=certificate, kind=kind, now=now)
-        return cert
 
     def owned(
         self, find_record: Callable[[str], RecordRow | None], *, citizen_public_id: str, certificate: bytes
     ) -> tuple[x509.Certificate, RecordRow]:
-        """The certificate parsed and its record, if our Citizen CA issued it to this citizen.
-
-        Split from ``usable`` for answers that carry no request token: there the signature
-        is checked between the two, because only a caller who proved they hold a key
-        certified to the citizen may make a request fail (``identity.answering``)."""
+        """The certificate parsed and its record (read by ``find_record``, ``RECORD`` by
+        serial), if our Citizen CA issued it to this citizen. The answer checks the
+        signature before ``usable``: only a caller who proved they hold a key certified to
+        the citizen may make a request fail (``identity.answering``)."""
         cert = _issued_certificate(certificate, self.citizen_ca)
         if cert is None:
             raise ApprovalRejected("the certificate is not one issued by our Citizen CA")

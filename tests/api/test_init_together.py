@@ -67,20 +67,21 @@ def test_a_turn_that_does_not_end_is_named_not_waited_for_forever(tmp_path: Path
             assert 0.5 <= time.monotonic() - started < 5
 
         # A turn that ends in time is waited for.
-        holding, released = threading.Event(), threading.Event()
+        holding, go_on, done = threading.Event(), threading.Event(), threading.Event()
 
         def hold_briefly() -> None:
             with db.initialisation_lock(engine):
                 holding.set()
-                released.wait(5)
+                go_on.wait(5)
                 time.sleep(0.3)
+                done.set()  # the last thing of its turn, before the lock is let go
 
         holder = threading.Thread(target=hold_briefly)
         holder.start()
         assert holding.wait(10)
-        released.set()
+        go_on.set()
         with db.initialisation_lock(engine, wait=10):
-            assert not holder.is_alive()  # its turn ended before ours began
+            assert done.is_set()  # its turn ended before ours began
         holder.join()
     finally:
         engine.dispose()

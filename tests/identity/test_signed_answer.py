@@ -11,10 +11,8 @@ concurrent second answer are refused by the one conditional update.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,36 +22,16 @@ from identity.models import ApprovalRequest
 from keys.models import utcnow
 from tests.conftest import RunningServer
 from tests.identity.protocol_client import ProtocolApp
+from tests.identity.test_answer_transaction import _close_browsers, start_login  # noqa: F401 (autouse fixture)
 from tests.identity.test_login_with_app import register
-
-_OPEN: list[httpx.Client] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_browsers() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
-def enrol(server: RunningServer) -> tuple[ProtocolApp, str]:
-    code, activation = register(server)
-    app = ProtocolApp(server.url)
-    app.enrol(activation)
-    return app, code
 
 
 @pytest.fixture
 def enrolled(server: RunningServer) -> tuple[ProtocolApp, str]:
-    return enrol(server)
-
-
-def start_login(server: RunningServer, code: str) -> tuple[httpx.Client, str]:
-    browser = httpx.Client(base_url=server.url)
-    _OPEN.append(browser)
-    response = browser.post("/api/v1/auth/app", json={"personal_code": code})
-    assert response.status_code == 201, response.text
-    return browser, str(response.json()["request_id"])
+    code, activation = register(server)
+    app = ProtocolApp(server.url)
+    app.enrol(activation)
+    return app, code
 
 
 def stored_state(server: RunningServer, request_id: str) -> str:
@@ -99,7 +77,8 @@ def test_another_citizens_key_changes_nothing(
     enrolled: tuple[ProtocolApp, str], server: RunningServer
 ) -> None:
     app, code = enrolled
-    stranger, _other_code = enrol(server)
+    stranger = ProtocolApp(server.url)
+    stranger.enrol(register(server)[1])
     _browser, request_id = start_login(server, code)
     request = app.pending()[0]
 

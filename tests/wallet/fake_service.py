@@ -128,7 +128,6 @@ class FakeService:
         self.devices: dict[str, Device] = {}
         self.requests: dict[str, Request] = {}
         self.seen_jti: set[str] = set()
-        self.tokenless_approvals = 0
         self._ids = itertools.count(1)
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Citizen CA")])
@@ -371,7 +370,6 @@ class FakeService:
         if device is None:
             if decision != "approve":
                 raise ShapeViolation("an answer other than an approval without a request token")
-            self.tokenless_approvals += 1
             certificate = unb64(
                 self._body(request, {"decision", "certificate", "signature"})["certificate"], "certificate"
             )

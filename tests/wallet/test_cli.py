@@ -152,7 +152,10 @@ def test_pending_and_approve(app: App) -> None:
     assert app.fake.violations == []
     # The listings carried request tokens; the approval is authenticated by its signature.
     assert {claims["htm"] for _header, claims in app.fake.tokens} == {"GET"}
-    assert app.fake.tokenless_approvals == 1
+    answers = [
+        c for c in app.fake.calls if c.method == "POST" and c.url.path.startswith("/api/v1/app/requests/")
+    ]
+    assert len(answers) == 1 and "authorization" not in answers[0].headers
 
 
 def test_approve_text_shows_the_code_first(app: App) -> None:
